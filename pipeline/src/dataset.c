@@ -75,12 +75,21 @@ int sl_dataset_print(const sl_dataset *ds, char *buf, size_t cap)
     return n + snprintf(buf + at, cap - at, "%s", ds->text);
 }
 
-int sl__stage_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+int sl__stage_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                   sl__stage **out)
 {
     *out = NULL;
     if (sl__ctx_cancelled(ctx))
         return SL_ERR_CANCELLED;
-    return ds->ops->open(ds, ctx, epoch, out);
+    if (st)
+        SL_TRY(sl__state_check_marker(ds, st));
+    const int rc = ds->ops->open(ds, ctx, epoch, st, out);
+    if (rc == 0 && st && st->err) { /* the state ran short: a blob from another pipeline */
+        sl__stage_close(*out);
+        *out = NULL;
+        return st->err;
+    }
+    return rc;
 }
 
 uint64_t sl__stage_seed(const sl__ctx *ctx, uint64_t own, const char *salt)

@@ -39,6 +39,27 @@
 typedef struct sl__ctx sl__ctx;
 typedef struct sl__stage sl__stage;
 
+/* Checkpoint state (checkpoint.c). A stage's state is a sequence of little-endian u64 values
+ * and snapshot bytes, its own first, then its inputs' in input order; readers of a damaged or
+ * foreign blob get zeros and a sticky error instead of reading past the end. */
+typedef struct sl__state_writer {
+    uint8_t *buf;
+    size_t len, cap;
+    int err; /* SL_ERR_NOMEM once growing failed; later puts are dropped */
+} sl__state_writer;
+typedef struct sl__state_reader {
+    const uint8_t *buf;
+    size_t len, pos;
+    int err; /* SL_ERR_CORRUPT once a read ran past the end or a marker did not match */
+} sl__state_reader;
+void sl__state_put(sl__state_writer *w, uint64_t v);
+void sl__state_put_bytes(sl__state_writer *w, const void *p, size_t n);
+uint64_t sl__state_get(sl__state_reader *r);
+void sl__state_writer_reset(sl__state_writer *w);
+void sl__state_writer_free(sl__state_writer *w);
+/* Swaps two writers' contents (work-ahead stages hand snapshots over without copying). */
+void sl__state_writer_swap(sl__state_writer *a, sl__state_writer *b);
+
 typedef struct sl__stage_ops {
     /* 0 with *out filled, SL_EOF, or a negative code (message already set). The caller hands
      * in a zeroed element; on anything but 0 it is left empty. */
@@ -52,6 +73,14 @@ typedef struct sl__stage_ops {
     /* Random access: element i of this stage's stream (0 <= i < cardinality), independent of
      * `next`'s position. NULL when the stage cannot (see sl__dataset_ops.random_access). */
     int (*get)(sl__stage *s, uint64_t i, sl_element *out);
+    /* Checkpoint: writes the state as of the last element `next` returned (its own, then its
+     * inputs'), so that opening the node with that state continues with the next element.
+     * NULL: not checkpointable (sl__stage_save then fails naming the stage). Called on the
+     * thread that calls `next`, between calls. */
+    int (*save)(sl__stage *s, sl__state_writer *w);
+    /* Random access stages: makes `next` continue at element pos (0 <= pos <= cardinality).
+     * NULL when the stage has no `get`. */
+    int (*seek)(sl__stage *s, uint64_t pos);
 } sl__stage_ops;
 
 struct sl__stage {
@@ -63,7 +92,10 @@ struct sl__stage {
 
 typedef struct sl__dataset_ops {
     const char *kind;
-    int (*open)(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out);
+    /* Opens a stage; with st (a checkpoint), reads the node's state from it (in the order
+     * `save` wrote it) and passes st on to its inputs. */
+    int (*open)(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                sl__stage **out);
     int64_t (*cardinality)(const sl_dataset *ds);
     void (*free_params)(void *params);
     /* 1 when the node's stages implement `get` (known cardinality and element i computable on
@@ -73,6 +105,9 @@ typedef struct sl__dataset_ops {
      * their own text, e.g. sample_from_datasets): the pipeline text does not continue an
      * input's chain. */
     int starts_chain;
+    /* 1 when the node's stages can save their state given checkpointable inputs; NULL means
+     * yes (a stage may still refuse at save time, e.g. an unordered map). */
+    int (*checkpointable)(const sl_dataset *ds);
 } sl__dataset_ops;
 
 enum { SL__MAX_INPUTS = 16, SL__TEXT_CAP = 256 };
@@ -95,8 +130,8 @@ struct sl__ctx {
     _Atomic uint64_t skipped;
     _Atomic int cancelled;
     pthread_mutex_t mu;
-    int err_code;  /* guarded by mu: first error wins */
-    sl_errmsg err; /* guarded by mu */
+    int err_code;                   /* guarded by mu: first error wins */
+    sl_errmsg err;                  /* guarded by mu */
     struct sl__cache_store *caches; /* guarded by mu: cache() contents, kept across epochs */
 };
 
@@ -111,8 +146,31 @@ int sl__dataset_create(sl_dataset **out, const sl__dataset_ops *ops, sl_dataset 
                        int ninputs, void *params, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-/* Opens `ds` as a stage for the given epoch (recursively opening its inputs). */
-int sl__stage_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out);
+/* Opens `ds` as a stage for the given epoch (recursively opening its inputs), fresh when st
+ * is NULL, else at the checkpointed state read from st (a corrupt or foreign state fails with
+ * SL_ERR_CORRUPT). */
+int sl__stage_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                   sl__stage **out);
+/* Writes s's state (a marker of its kind, then ops->save); SL_ERR_NOT_CHECKPOINTABLE naming
+ * the first stage that cannot. */
+int sl__stage_save(sl__stage *s, sl__state_writer *w);
+/* 1 when every node of the chain under ds can be checkpointed (work-ahead stages snapshot
+ * their input only then). */
+int sl__dataset_checkpointable(const sl_dataset *ds);
+/* Reads and checks the kind marker sl__stage_save wrote before ds's state. */
+int sl__state_check_marker(const sl_dataset *ds, sl__state_reader *st);
+/* The pipeline's identity for checkpoints: its canonical text, shard arguments left out. */
+uint64_t sl__dataset_fingerprint(const sl_dataset *ds);
+/* The iterator's blob: header, the top stage's state, crc32c (sl_malloc'd). */
+int sl__checkpoint_encode(sl__stage *top, const sl_dataset *ds, uint64_t seed, uint8_t **blob,
+                          size_t *len);
+/* Checks a blob's header and crc against ds and seed; st then reads the stage states. */
+int sl__checkpoint_decode(const sl_dataset *ds, uint64_t seed, const uint8_t *blob, size_t len,
+                          sl__state_reader *st, sl_errmsg *err);
+static inline int sl__stage_seek(sl__stage *s, uint64_t pos)
+{
+    return s->ops->seek ? s->ops->seek(s, pos) : SL_ERR_UNSUPPORTED;
+}
 static inline int sl__stage_next(sl__stage *s, sl_element *out)
 {
     return s->ops->next(s, out);
@@ -155,6 +213,9 @@ static inline int sl__ctx_cancelled(const sl__ctx *ctx)
 /* Tuning hooks, safe while the iterator runs (AUTOTUNE will call them). SL_ERR_INVAL when the
  * stage is not of that kind. */
 int sl__prefetch_set_capacity(sl__stage *s, int64_t capacity);
+/* A parallel map's worker tasks in flight (1 .. its slots); SL_ERR_INVAL for other stages,
+ * including a map opened sequential (parallel = 1). */
+int sl__map_set_parallel(sl__stage *s, int parallel);
 
 /* The RNG seed of a stage: its own when given, else derived from the pipeline seed and the
  * stage's kind, so two stages of one pipeline do not share a stream. */

@@ -1,6 +1,6 @@
 /*
  * Iterators: the context shared by one traversal's stages (worker pool, seed, error policy,
- * first error), open/next/close, and stage error reporting.
+ * first error), open/next/close, checkpoints (save, restore), and stage error reporting.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,7 +46,8 @@ int sl__stage_fail(sl__stage *s, int code, const char *fmt, ...)
     return fail_msg(s->ctx, code, text);
 }
 
-int sl_iter_open(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts)
+static int iter_open(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts,
+                     const uint8_t *blob, size_t len)
 {
     *out = NULL;
     sl_iter *it = sl_calloc(1, sizeof *it);
@@ -67,15 +68,60 @@ int sl_iter_open(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts)
     int rc = sl_thread_pool_open(&it->ctx.pool, it->ctx.threads, "sl-work");
     if (rc)
         return sl__errmsg_set(&it->ctx.err, rc, "starting %d worker threads", it->ctx.threads);
-    rc = sl__stage_open(ds, &it->ctx, 0, &it->top);
+    sl__state_reader st;
+    if (blob && (rc = sl__checkpoint_decode(ds, it->ctx.seed, blob, len, &st, &it->ctx.err)) != 0) {
+        it->ctx.err_code = rc;
+        return rc;
+    }
+    rc = sl__stage_open(ds, &it->ctx, 0, blob ? &st : NULL, &it->top);
+    if (rc == 0 && blob && st.pos != st.len) {
+        rc = SL_ERR_CORRUPT;
+        sl__stage_close(it->top);
+        it->top = NULL;
+    }
     if (rc) {
         pthread_mutex_lock(&it->ctx.mu);
         if (!it->ctx.err_code) {
             it->ctx.err_code = rc;
             char text[SL__TEXT_CAP * 2];
             sl_dataset_print(ds, text, sizeof text);
-            sl__errmsg_set(&it->ctx.err, rc, "opening %s", text);
+            sl__errmsg_set(&it->ctx.err, rc, "%s %s", blob ? "restoring" : "opening", text);
         }
+        pthread_mutex_unlock(&it->ctx.mu);
+    }
+    return rc;
+}
+
+int sl_iter_open(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts)
+{
+    return iter_open(out, ds, opts, NULL, 0);
+}
+
+int sl_iter_restore(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts, const uint8_t *blob,
+                    size_t len)
+{
+    if (!blob) {
+        *out = NULL;
+        return SL_ERR_INVAL;
+    }
+    return iter_open(out, ds, opts, blob, len);
+}
+
+int sl_iter_save(sl_iter *it, uint8_t **blob, size_t *len)
+{
+    *blob = NULL;
+    *len = 0;
+    if (!it->top || (it->done && it->done != SL_EOF))
+        return it->done ? it->done : SL_ERR_INVAL;
+    pthread_mutex_lock(&it->ctx.mu);
+    const int had_error = it->ctx.err_code;
+    pthread_mutex_unlock(&it->ctx.mu);
+    const int rc = sl__checkpoint_encode(it->top, it->root, it->ctx.seed, blob, len);
+    if (rc && !had_error) {
+        /* The reason stays readable in sl_iter_errmsg, but a save that failed is not the
+         * stream's error: the first real one must still win. */
+        pthread_mutex_lock(&it->ctx.mu);
+        it->ctx.err_code = 0;
         pthread_mutex_unlock(&it->ctx.mu);
     }
     return rc;

@@ -12,6 +12,11 @@
  * field, named as the field. Tensors view the reader's buffer (no copy) for sluice files; a
  * TFRecord payload is copied once, out of the reader's window.
  *
+ * Checkpoints: a counted source saves its position (element index over all files) and a
+ * restore seeks straight to it (sluice: the reader's seek; TFRecord: reads by the index for
+ * the rest of that file), reading nothing before it. A TFRecord source without indexes saves
+ * (file, records read in it) and a restore reads past those records of that one file.
+ *
  * A stage keeps the file being read sequentially open, plus one reader per file touched by
  * random access (opened on first use; a dataset of very many files touched at random holds
  * that many descriptors: a bounded cache is future work).
@@ -43,8 +48,11 @@ typedef struct files_params {
 
 typedef struct files_stage {
     sl__stage base;
-    size_t cur;  /* file read by `next` */
-    int opened;  /* cur is open */
+    size_t cur;     /* file read by `next` */
+    int opened;     /* cur is open */
+    uint64_t pos;   /* elements returned by `next` (all files) */
+    uint64_t local; /* records returned from file cur */
+    int by_index;   /* TFRecord file entered mid-way: `next` reads record `local` by the index */
     sl_record_reader *seq;
     sl_tfrecord_reader *tseq;
     sl_record_reader **ra;    /* (nfiles) random-access readers, opened lazily */
@@ -85,8 +93,7 @@ static int element_from_sluice(sl__stage *s, const sl_record *rec, const char *p
         const size_t off = (size_t)(rec->data - (const uint8_t *)sl_buffer_data(rec->buffer));
         const int rc = sl_tensor_view(&t, SL_DTYPE_BYTES, 1, &len, rec->buffer, off);
         if (rc)
-            return sl__stage_fail(s, rc, "%s: record %llu", path,
-                                  (unsigned long long)rec->index);
+            return sl__stage_fail(s, rc, "%s: record %llu", path, (unsigned long long)rec->index);
         return sl_element_push(out, "record", &t);
     }
     for (int k = 0; k < p->nfields; k++) {
@@ -121,6 +128,8 @@ static void close_seq(files_stage *f)
     f->seq = NULL;
     f->tseq = NULL;
     f->opened = 0;
+    f->local = 0;
+    f->by_index = 0;
 }
 
 static int open_seq(files_stage *f)
@@ -134,7 +143,9 @@ static int open_seq(files_stage *f)
             return sl__stage_fail_raw(&f->base, rc,
                                       f->seq ? sl_record_reader_errmsg(f->seq) : path);
     } else {
-        rc = sl_tfrecord_reader_open(&f->tseq, path, NULL);
+        const sl_tfrecord_reader_options o = {.index_path =
+                                                  f->by_index ? p->indexes[f->cur] : NULL};
+        rc = sl_tfrecord_reader_open(&f->tseq, path, &o);
         if (rc)
             return sl__stage_fail_raw(&f->base, rc,
                                       f->tseq ? sl_tfrecord_reader_errmsg(f->tseq) : path);
@@ -155,17 +166,29 @@ static int files_next(sl__stage *s, sl_element *out)
             sl_record rec;
             rc = sl_record_reader_next(f->seq, &rec);
             if (rc == 0)
-                return element_from_sluice(s, &rec, p->paths[f->cur], out);
-            if (rc != SL_EOF)
+                rc = element_from_sluice(s, &rec, p->paths[f->cur], out);
+            else if (rc != SL_EOF)
                 return sl__stage_fail_raw(s, rc, sl_record_reader_errmsg(f->seq));
         } else {
             sl_tfrecord_record rec;
-            rc = sl_tfrecord_reader_next(f->tseq, &rec);
+            if (f->by_index)
+                rc = f->local < p->starts[f->cur + 1] - p->starts[f->cur]
+                         ? sl_tfrecord_reader_read(f->tseq, f->local, &rec)
+                         : SL_EOF;
+            else
+                rc = sl_tfrecord_reader_next(f->tseq, &rec);
             if (rc == 0)
-                return element_from_bytes(s, rec.data, rec.size, out);
-            if (rc != SL_EOF)
+                rc = element_from_bytes(s, rec.data, rec.size, out);
+            else if (rc != SL_EOF)
                 return sl__stage_fail_raw(s, rc, sl_tfrecord_reader_errmsg(f->tseq));
         }
+        if (rc == 0) {
+            f->pos++;
+            f->local++;
+            return 0;
+        }
+        if (rc != SL_EOF)
+            return rc;
         close_seq(f);
         f->cur++;
     }
@@ -199,8 +222,8 @@ static int files_get(sl__stage *s, uint64_t i, sl_element *out)
     int rc;
     if (p->kind == KIND_SLUICE) {
         if (!f->ra[k] && (rc = sl_record_reader_open(&f->ra[k], p->paths[k], NULL)) != 0) {
-            rc = sl__stage_fail_raw(s, rc, f->ra[k] ? sl_record_reader_errmsg(f->ra[k])
-                                                    : p->paths[k]);
+            rc = sl__stage_fail_raw(s, rc,
+                                    f->ra[k] ? sl_record_reader_errmsg(f->ra[k]) : p->paths[k]);
             sl_record_reader_close(f->ra[k]);
             f->ra[k] = NULL;
             return rc;
@@ -213,8 +236,8 @@ static int files_get(sl__stage *s, uint64_t i, sl_element *out)
     if (!f->tra[k]) {
         const sl_tfrecord_reader_options o = {.index_path = p->indexes[k]};
         if ((rc = sl_tfrecord_reader_open(&f->tra[k], p->paths[k], &o)) != 0) {
-            rc = sl__stage_fail_raw(s, rc, f->tra[k] ? sl_tfrecord_reader_errmsg(f->tra[k])
-                                                     : p->paths[k]);
+            rc = sl__stage_fail_raw(s, rc,
+                                    f->tra[k] ? sl_tfrecord_reader_errmsg(f->tra[k]) : p->paths[k]);
             sl_tfrecord_reader_close(f->tra[k]);
             f->tra[k] = NULL;
             return rc;
@@ -242,9 +265,76 @@ static void files_close(sl__stage *s)
     sl_free(f);
 }
 
-static const sl__stage_ops files_stage_ops = {files_next, NULL, files_close, files_get};
+/* ---- checkpoints --------------------------------------------------------------------------- */
 
-static int files_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int files_save(sl__stage *s, sl__state_writer *w)
+{
+    files_stage *f = (files_stage *)s;
+    if (fp(s)->counted) {
+        sl__state_put(w, f->pos);
+    } else {
+        sl__state_put(w, f->cur);
+        sl__state_put(w, f->local);
+    }
+    return 0;
+}
+
+/* Counted sources: `next` continues at element pos without reading what comes before. */
+static int files_seek(sl__stage *s, uint64_t pos)
+{
+    files_stage *f = (files_stage *)s;
+    const files_params *p = fp(s);
+    if (!p->counted)
+        return SL_ERR_UNSUPPORTED;
+    if (pos > p->starts[p->nfiles])
+        return sl__stage_fail(s, SL_ERR_RANGE, "seeking to element %llu of %llu",
+                              (unsigned long long)pos, (unsigned long long)p->starts[p->nfiles]);
+    close_seq(f);
+    f->pos = pos;
+    f->cur = pos == p->starts[p->nfiles] ? p->nfiles : file_of(p, pos);
+    if (f->cur == p->nfiles || pos == p->starts[f->cur])
+        return 0; /* the file opens as usual on the next `next` */
+    const uint64_t local = pos - p->starts[f->cur];
+    f->by_index = p->kind == KIND_TFRECORD;
+    SL_TRY(open_seq(f));
+    f->local = local;
+    if (p->kind == KIND_SLUICE) {
+        const int rc = sl_record_reader_seek(f->seq, local);
+        if (rc)
+            return sl__stage_fail_raw(s, rc, sl_record_reader_errmsg(f->seq));
+    }
+    return 0;
+}
+
+/* An uncounted TFRecord source resumes in file `cur` by reading past `local` records. */
+static int files_restore_uncounted(files_stage *f, uint64_t cur, uint64_t local)
+{
+    const files_params *p = fp(&f->base);
+    if (cur > p->nfiles || (cur == p->nfiles && local > 0))
+        return sl__stage_fail(&f->base, SL_ERR_CORRUPT, "checkpoint: file %llu of %zu",
+                              (unsigned long long)cur, p->nfiles);
+    f->cur = (size_t)cur;
+    for (uint64_t i = 0; i < local; i++) {
+        if (!f->opened)
+            SL_TRY(open_seq(f));
+        sl_tfrecord_record rec;
+        const int rc = sl_tfrecord_reader_next(f->tseq, &rec);
+        if (rc == SL_EOF)
+            return sl__stage_fail(&f->base, SL_ERR_CORRUPT,
+                                  "checkpoint: %s has fewer than %llu records", p->paths[cur],
+                                  (unsigned long long)local);
+        if (rc)
+            return sl__stage_fail_raw(&f->base, rc, sl_tfrecord_reader_errmsg(f->tseq));
+    }
+    f->local = local;
+    return 0;
+}
+
+static const sl__stage_ops files_stage_ops = {files_next, NULL,       files_close,
+                                              files_get,  files_save, files_seek};
+
+static int files_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                      sl__stage **out)
 {
     const files_params *p = ds->params;
     files_stage *f = sl_calloc(1, sizeof *f);
@@ -258,6 +348,17 @@ static int files_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__st
             files_close(&f->base);
             return SL_ERR_NOMEM;
         }
+    }
+    int rc = 0;
+    if (st && p->counted) {
+        rc = files_seek(&f->base, sl__state_get(st));
+    } else if (st) {
+        const uint64_t cur = sl__state_get(st), local = sl__state_get(st);
+        rc = st->err ? st->err : files_restore_uncounted(f, cur, local);
+    }
+    if (rc) {
+        files_close(&f->base);
+        return rc;
     }
     *out = &f->base;
     return 0;
@@ -279,8 +380,7 @@ static const sl__dataset_ops files_ops = {"files", files_open, files_cardinality
 
 /* ---- building ------------------------------------------------------------------------------ */
 
-static int fail(char *err, size_t errcap, int code, const char *fmt, const char *a,
-                const char *b)
+static int fail(char *err, size_t errcap, int code, const char *fmt, const char *a, const char *b)
 {
     if (err && errcap)
         snprintf(err, errcap, fmt, a, b);
@@ -299,12 +399,11 @@ static int expand(files_params *p, const char *const *patterns, size_t npatterns
         if (grc == GLOB_NOMATCH || grc == GLOB_ABORTED || (grc == 0 && g.gl_pathc == 0)) {
             if (grc != GLOB_NOMATCH)
                 globfree(&g);
-            return fail(err, errcap, -ENOENT, "%s: no file matches%s", patterns[i],
-                        "");
+            return fail(err, errcap, -ENOENT, "%s: no file matches%s", patterns[i], "");
         }
         if (grc)
-            return fail(err, errcap, SL_ERR_INVAL, "%s: cannot expand the pattern%s",
-                        patterns[i], "");
+            return fail(err, errcap, SL_ERR_INVAL, "%s: cannot expand the pattern%s", patterns[i],
+                        "");
         for (size_t k = 0; k < g.gl_pathc; k++) {
             if (p->nfiles == cap) {
                 cap = cap ? 2 * cap : 16;
@@ -345,8 +444,8 @@ static int scan_sluice(files_params *p, char *err, size_t errcap)
             if (rc == 0)
                 rc = sl_schema_deserialize(&p->schema, buf, len);
         } else if ((s == NULL) != (p->schema == NULL) || (s && !sl_schema_equal(s, p->schema))) {
-            rc = fail(err, errcap, SL_ERR_SCHEMA, "%s: its schema differs from %s's",
-                      p->paths[i], p->paths[0]);
+            rc = fail(err, errcap, SL_ERR_SCHEMA, "%s: its schema differs from %s's", p->paths[i],
+                      p->paths[0]);
         }
         sl_record_reader_close(r);
         if (rc)
@@ -389,8 +488,8 @@ static int scan_tfrecord(files_params *p, char *err, size_t errcap)
     return 0;
 }
 
-static int build(sl_dataset **out, file_kind kind, const char *const *patterns, size_t n,
-                 char *err, size_t errcap)
+static int build(sl_dataset **out, file_kind kind, const char *const *patterns, size_t n, char *err,
+                 size_t errcap)
 {
     *out = NULL;
     if (err && errcap)
@@ -423,11 +522,10 @@ static int build(sl_dataset **out, file_kind kind, const char *const *patterns, 
     }
     /* Canonical text: the patterns as given, quoted. */
     char text[SL__TEXT_CAP];
-    size_t at = (size_t)snprintf(text, sizeof text, "%s(", kind == KIND_SLUICE ? "records"
-                                                                               : "tfrecord");
+    size_t at =
+        (size_t)snprintf(text, sizeof text, "%s(", kind == KIND_SLUICE ? "records" : "tfrecord");
     for (size_t i = 0; i < n && at < sizeof text; i++)
-        at += (size_t)snprintf(text + at, sizeof text - at, "%s\"%s\"", i ? ", " : "",
-                               patterns[i]);
+        at += (size_t)snprintf(text + at, sizeof text - at, "%s\"%s\"", i ? ", " : "", patterns[i]);
     if (at < sizeof text)
         snprintf(text + at, sizeof text - at, ")");
     return sl__dataset_create(out, &files_ops, NULL, 0, p, "%s", text);

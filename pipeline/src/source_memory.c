@@ -67,15 +67,32 @@ static int always(const sl_dataset *ds)
     return 1;
 }
 
-static const sl__stage_ops range_stage_ops = {range_next, NULL, plain_close, range_get};
+static int range_save(sl__stage *s, sl__state_writer *w)
+{
+    sl__state_put(w, (uint64_t)((range_stage *)s)->next);
+    return 0;
+}
 
-static int range_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int range_seek(sl__stage *s, uint64_t pos)
+{
+    const range_params *p = s->ds->params;
+    if (pos > (uint64_t)range_count(p))
+        return sl__stage_fail(s, SL_ERR_RANGE, "seeking to element %llu", (unsigned long long)pos);
+    ((range_stage *)s)->next = (int64_t)((uint64_t)p->start + pos * (uint64_t)p->step);
+    return 0;
+}
+
+static const sl__stage_ops range_stage_ops = {range_next, NULL,       plain_close,
+                                              range_get,  range_save, range_seek};
+
+static int range_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                      sl__stage **out)
 {
     range_stage *r = sl_calloc(1, sizeof *r);
     if (!r)
         return SL_ERR_NOMEM;
     r->base = (sl__stage){&range_stage_ops, ctx, ds, epoch};
-    r->next = ((const range_params *)ds->params)->start;
+    r->next = st ? (int64_t)sl__state_get(st) : ((const range_params *)ds->params)->start;
     *out = &r->base;
     return 0;
 }
@@ -134,14 +151,32 @@ static int elements_get(sl__stage *s, uint64_t i, sl_element *out)
     return 0;
 }
 
-static const sl__stage_ops elements_stage_ops = {elements_next, NULL, plain_close, elements_get};
+static int elements_save(sl__stage *s, sl__state_writer *w)
+{
+    sl__state_put(w, ((elements_stage *)s)->next);
+    return 0;
+}
 
-static int elements_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int elements_seek(sl__stage *s, uint64_t pos)
+{
+    if (pos > ((const elements_params *)s->ds->params)->count)
+        return sl__stage_fail(s, SL_ERR_RANGE, "seeking to element %llu", (unsigned long long)pos);
+    ((elements_stage *)s)->next = pos;
+    return 0;
+}
+
+static const sl__stage_ops elements_stage_ops = {elements_next, NULL,          plain_close,
+                                                 elements_get,  elements_save, elements_seek};
+
+static int elements_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                         sl__stage **out)
 {
     elements_stage *e = sl_calloc(1, sizeof *e);
     if (!e)
         return SL_ERR_NOMEM;
     e->base = (sl__stage){&elements_stage_ops, ctx, ds, epoch};
+    if (st)
+        e->next = sl__state_get(st);
     *out = &e->base;
     return 0;
 }
@@ -203,7 +238,8 @@ static int generator_next(sl__stage *s, sl_element *out)
 
 static const sl__stage_ops generator_stage_ops = {generator_next, NULL, plain_close};
 
-static int generator_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int generator_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                          sl__stage **out)
 {
     generator_stage *g = sl_calloc(1, sizeof *g);
     if (!g)
@@ -213,7 +249,14 @@ static int generator_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl
     return 0;
 }
 
-static const sl__dataset_ops generator_ops = {"generator", generator_open, NULL, NULL};
+static int never(const sl_dataset *ds)
+{
+    return 0;
+}
+
+/* A generator's position cannot be restored without calling it again: not checkpointable. */
+static const sl__dataset_ops generator_ops = {"generator", generator_open, NULL, NULL, NULL,
+                                              0,           never};
 
 int sl_dataset_generator(sl_dataset **out, sl_generator_fn fn, void *user, const char *name)
 {

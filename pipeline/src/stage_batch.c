@@ -38,6 +38,9 @@ typedef struct batch_stage {
     /* unbatch: the element being split and the next row */
     sl_element cur;
     int64_t row, rows;
+    int have_cur;            /* cur came from the input (rows may still be 0) */
+    int snapshots;           /* the input chain is checkpointable */
+    sl__state_writer before; /* the input's state before cur was pulled */
 } batch_stage;
 
 static void batch_cancel(sl__stage *s)
@@ -50,6 +53,7 @@ static void batch_close(sl__stage *s)
     batch_stage *b = (batch_stage *)s;
     sl__stage_close(b->input);
     sl_element_release(&b->cur);
+    sl__state_writer_free(&b->before);
     sl_free(b->pending);
     sl_free(b);
 }
@@ -261,9 +265,19 @@ static int batch_next(sl__stage *s, sl_element *out)
     return rc;
 }
 
-static const sl__stage_ops batch_stage_ops = {batch_next, batch_cancel, batch_close};
+/* batch runs synchronously: its counter, then the input's state. */
+static int batch_save(sl__stage *s, sl__state_writer *w)
+{
+    batch_stage *b = (batch_stage *)s;
+    sl__state_put(w, b->index);
+    return sl__stage_save(b->input, w);
+}
 
-static int batch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static const sl__stage_ops batch_stage_ops = {batch_next, batch_cancel, batch_close, NULL,
+                                              batch_save};
+
+static int batch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                      sl__stage **out)
 {
     const batch_params *p = ds->params;
     batch_stage *b = sl_calloc(1, sizeof *b);
@@ -272,7 +286,9 @@ static int batch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__st
         return SL_ERR_NOMEM;
     }
     b->base = (sl__stage){&batch_stage_ops, ctx, ds, epoch};
-    const int rc = sl__stage_open(ds->inputs[0], ctx, epoch, &b->input);
+    if (st)
+        b->index = sl__state_get(st);
+    const int rc = sl__stage_open(ds->inputs[0], ctx, epoch, st, &b->input);
     if (rc) {
         batch_close(&b->base);
         return rc;
@@ -332,33 +348,50 @@ int sl_dataset_padded_batch(sl_dataset **out, sl_dataset *in, int64_t batch_size
 
 /* ---- unbatch ------------------------------------------------------------------------------ */
 
+/* Pulls the next element to split into cur (checking that it can be split), remembering the
+ * input's state before it for checkpoints. */
+static int pull_batch(batch_stage *b)
+{
+    sl__stage *s = &b->base;
+    sl_element_release(&b->cur);
+    b->have_cur = 0;
+    b->row = b->rows = 0;
+    if (b->snapshots) {
+        sl__state_writer_reset(&b->before);
+        SL_TRY(sl__stage_save(b->input, &b->before));
+    }
+    const int rc = sl__stage_next(b->input, &b->cur);
+    if (rc)
+        return rc;
+    b->have_cur = 1;
+    b->index++;
+    b->rows = -1;
+    for (int k = 0; k < b->cur.count; k++) {
+        const sl_tensor *t = &b->cur.tensors[k];
+        if (t->rank < 1 || t->dtype == SL_DTYPE_BYTES)
+            return sl__stage_fail(s, SL_ERR_SCHEMA,
+                                  "element %llu: tensor \"%s\" has no dimension to split",
+                                  (unsigned long long)(b->index - 1), b->cur.names[k]);
+        if (b->rows >= 0 && t->shape[0] != b->rows)
+            return sl__stage_fail(s, SL_ERR_SCHEMA,
+                                  "element %llu: tensors disagree on the first dimension "
+                                  "(%lld vs %lld)",
+                                  (unsigned long long)(b->index - 1), (long long)b->rows,
+                                  (long long)t->shape[0]);
+        b->rows = t->shape[0];
+    }
+    if (b->rows < 0)
+        b->rows = 0;
+    return 0;
+}
+
 static int unbatch_next(sl__stage *s, sl_element *out)
 {
     batch_stage *b = (batch_stage *)s;
     while (b->row >= b->rows) {
-        sl_element_release(&b->cur);
-        const int rc = sl__stage_next(b->input, &b->cur);
+        const int rc = pull_batch(b);
         if (rc)
             return rc;
-        b->index++;
-        b->row = 0;
-        b->rows = -1;
-        for (int k = 0; k < b->cur.count; k++) {
-            const sl_tensor *t = &b->cur.tensors[k];
-            if (t->rank < 1 || t->dtype == SL_DTYPE_BYTES)
-                return sl__stage_fail(s, SL_ERR_SCHEMA,
-                                      "element %llu: tensor \"%s\" has no dimension to split",
-                                      (unsigned long long)(b->index - 1), b->cur.names[k]);
-            if (b->rows >= 0 && t->shape[0] != b->rows)
-                return sl__stage_fail(s, SL_ERR_SCHEMA,
-                                      "element %llu: tensors disagree on the first dimension "
-                                      "(%lld vs %lld)",
-                                      (unsigned long long)(b->index - 1), (long long)b->rows,
-                                      (long long)t->shape[0]);
-            b->rows = t->shape[0];
-        }
-        if (b->rows < 0)
-            b->rows = 0;
     }
     for (int k = 0; k < b->cur.count; k++) {
         const sl_tensor *t = &b->cur.tensors[k];
@@ -387,17 +420,53 @@ static int unbatch_next(sl__stage *s, sl_element *out)
     return 0;
 }
 
-static const sl__stage_ops unbatch_stage_ops = {unbatch_next, batch_cancel, batch_close};
+/* unbatch's state: the row to hand out next within the current element, and the input's
+ * state *before* that element, so a restore pulls the element again and resumes at the row
+ * (the one element is re-read; every other stays unread). */
+static int unbatch_save(sl__stage *s, sl__state_writer *w)
+{
+    batch_stage *b = (batch_stage *)s;
+    if (!b->snapshots)
+        return sl__stage_save(b->input, w); /* names the input stage that cannot */
+    sl__state_put(w, b->index - (uint64_t)b->have_cur);
+    sl__state_put(w, (uint64_t)b->have_cur);
+    sl__state_put(w, (uint64_t)b->row);
+    if (!b->have_cur)
+        return sl__stage_save(b->input, w);
+    sl__state_put_bytes(w, b->before.buf, b->before.len);
+    return b->before.err;
+}
 
-static int unbatch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static const sl__stage_ops unbatch_stage_ops = {unbatch_next, batch_cancel, batch_close, NULL,
+                                                unbatch_save};
+
+static int unbatch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                        sl__stage **out)
 {
     batch_stage *b = sl_calloc(1, sizeof *b);
     if (!b)
         return SL_ERR_NOMEM;
     b->base = (sl__stage){&unbatch_stage_ops, ctx, ds, epoch};
-    const int rc = sl__stage_open(ds->inputs[0], ctx, epoch, &b->input);
+    b->snapshots = sl__dataset_checkpointable(ds->inputs[0]);
+    int have_cur = 0;
+    int64_t row = 0;
+    if (st) {
+        b->index = sl__state_get(st);
+        have_cur = sl__state_get(st) != 0;
+        row = (int64_t)sl__state_get(st);
+    }
+    int rc = sl__stage_open(ds->inputs[0], ctx, epoch, st, &b->input);
+    if (rc == 0 && have_cur) {
+        rc = pull_batch(b);
+        if (rc == 0 && (row < 0 || row > b->rows))
+            rc = sl__stage_fail(&b->base, SL_ERR_CORRUPT, "checkpoint: row %lld of %lld",
+                                (long long)row, (long long)b->rows);
+        else if (rc == SL_EOF)
+            rc = sl__stage_fail(&b->base, SL_ERR_CORRUPT, "checkpoint: the input ended early");
+        b->row = row;
+    }
     if (rc) {
-        sl_free(b);
+        batch_close(&b->base);
         return rc;
     }
     *out = &b->base;

@@ -6,6 +6,15 @@
  * the stage that repeat() reopens each epoch); if the same node is being filled by another
  * stage instance at the time (a node used twice), the second simply reads its input.
  *
+ * The input is always opened at the epoch of the pass that filled (or first tried to fill) the
+ * store, so a pass read again after a failed fill, or after a restore, yields the order the
+ * cached pass had even when the input reshuffles every epoch.
+ *
+ * Checkpoints: the contents are not saved (they can be large). A restore mid-replay reads the
+ * input again from the saved position for the rest of that epoch (seeking, when the input has
+ * random access); a later epoch fills the store anew. A restore mid-fill continues the input
+ * from its state and leaves the store unfilled until the next epoch.
+ *
  * Locking: ctx->mu guards the list of stores and each store's `filling`/`complete` flags; the
  * element array is written by the one filling stage and read only once `complete`.
  */
@@ -19,8 +28,9 @@ struct sl__cache_store {
     const sl_dataset *ds;
     sl_element *items;
     size_t n, cap;
-    int filling;  /* a stage is writing it now */
-    int complete; /* a full pass was stored */
+    int filling;         /* a stage is writing it now */
+    int complete;        /* a full pass was stored */
+    uint64_t fill_epoch; /* the epoch the input is opened at */
 };
 
 typedef struct cache_stage {
@@ -28,7 +38,7 @@ typedef struct cache_stage {
     sl__stage *input; /* NULL while replaying */
     sl__cache_store *store;
     int writing; /* this stage fills store */
-    size_t pos;  /* replay position */
+    size_t pos;  /* elements handed out this epoch */
 } cache_stage;
 
 static void store_clear(sl__cache_store *c)
@@ -59,6 +69,8 @@ static int cache_next(sl__stage *s, sl_element *out)
         return 0;
     }
     const int rc = sl__stage_next(c->input, out);
+    if (rc == 0)
+        c->pos++;
     if (!c->writing)
         return rc;
     sl__cache_store *st = c->store;
@@ -105,41 +117,86 @@ static void cache_close(sl__stage *s)
     sl_free(c);
 }
 
-static const sl__stage_ops cache_stage_ops = {cache_next, cache_cancel, cache_close, NULL};
+/* (replaying, fill epoch, position), then the input's state when reading it. */
+static int cache_save(sl__stage *s, sl__state_writer *w)
+{
+    cache_stage *c = (cache_stage *)s;
+    sl__state_put(w, c->input == NULL);
+    sl__state_put(w, c->store->fill_epoch);
+    sl__state_put(w, c->pos);
+    return c->input ? sl__stage_save(c->input, w) : 0;
+}
 
-static int cache_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static const sl__stage_ops cache_stage_ops = {cache_next, cache_cancel, cache_close, NULL,
+                                              cache_save};
+
+/* Opens the input as the checkpoint says: mid-replay at the saved position of the cached
+ * pass (by seeking or, without random access, by reading past it), or mid-fill from the
+ * input's own state. The store stays unfilled either way. */
+static int cache_restore(cache_stage *c, sl__state_reader *st)
+{
+    const sl_dataset *ds = c->base.ds;
+    const int replaying = sl__state_get(st) != 0;
+    c->store->fill_epoch = sl__state_get(st);
+    c->pos = (size_t)sl__state_get(st);
+    if (st->err)
+        return st->err;
+    if (!replaying)
+        return sl__stage_open(ds->inputs[0], c->base.ctx, c->store->fill_epoch, st, &c->input);
+    SL_TRY(sl__stage_open(ds->inputs[0], c->base.ctx, c->store->fill_epoch, NULL, &c->input));
+    if (sl__dataset_random_access(ds->inputs[0]))
+        return sl__stage_seek(c->input, c->pos);
+    for (size_t i = 0; i < c->pos; i++) {
+        sl_element e;
+        memset(&e, 0, sizeof e);
+        const int rc = sl__stage_next(c->input, &e);
+        sl_element_release(&e);
+        if (rc == SL_EOF)
+            return sl__stage_fail(&c->base, SL_ERR_CORRUPT,
+                                  "checkpoint: position %zu is past the input's end", c->pos);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int cache_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                      sl__stage **out)
 {
     cache_stage *c = sl_calloc(1, sizeof *c);
     if (!c)
         return SL_ERR_NOMEM;
     c->base = (sl__stage){&cache_stage_ops, ctx, ds, epoch};
     pthread_mutex_lock(&ctx->mu);
-    sl__cache_store *st = ctx->caches;
-    while (st && st->ds != ds)
-        st = st->next;
-    if (!st && (st = sl_calloc(1, sizeof *st)) != NULL) {
-        st->ds = ds;
-        st->next = ctx->caches;
-        ctx->caches = st;
+    sl__cache_store *store = ctx->caches;
+    while (store && store->ds != ds)
+        store = store->next;
+    if (!store && (store = sl_calloc(1, sizeof *store)) != NULL) {
+        store->ds = ds;
+        store->fill_epoch = epoch;
+        store->next = ctx->caches;
+        ctx->caches = store;
     }
     int replay = 0;
-    if (st) {
-        replay = st->complete;
-        if (!st->complete && !st->filling)
-            st->filling = c->writing = 1;
+    if (store && !st) {
+        replay = store->complete;
+        if (!store->complete && !store->filling)
+            store->filling = c->writing = 1;
     }
     pthread_mutex_unlock(&ctx->mu);
-    if (!st) {
+    if (!store) {
         sl_free(c);
         return SL_ERR_NOMEM;
     }
-    c->store = st;
-    if (!replay) {
-        const int rc = sl__stage_open(ds->inputs[0], ctx, epoch, &c->input);
-        if (rc) {
-            cache_close(&c->base);
-            return rc;
-        }
+    c->store = store;
+    int rc = 0;
+    if (st)
+        rc = cache_restore(c, st);
+    else if (!replay)
+        rc = sl__stage_open(ds->inputs[0], ctx, store->fill_epoch, NULL, &c->input);
+    if (rc) {
+        cache_close(&c->base);
+        return rc;
     }
     *out = &c->base;
     return 0;

@@ -56,10 +56,28 @@ static void gshuffle_close(sl__stage *s)
     sl_free(s);
 }
 
-static const sl__stage_ops gshuffle_stage_ops = {gshuffle_next, gshuffle_cancel, gshuffle_close,
-                                                 gshuffle_get};
+/* The state is the position alone: the input is only ever read by `get`. */
+static int gshuffle_save(sl__stage *s, sl__state_writer *w)
+{
+    sl__state_put(w, ((gshuffle_stage *)s)->pos);
+    return 0;
+}
 
-static int gshuffle_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int gshuffle_seek(sl__stage *s, uint64_t pos)
+{
+    gshuffle_stage *g = (gshuffle_stage *)s;
+    if (pos > g->n)
+        return sl__stage_fail(s, SL_ERR_RANGE, "seeking to element %llu of %llu",
+                              (unsigned long long)pos, (unsigned long long)g->n);
+    g->pos = pos;
+    return 0;
+}
+
+static const sl__stage_ops gshuffle_stage_ops = {gshuffle_next, gshuffle_cancel, gshuffle_close,
+                                                 gshuffle_get,  gshuffle_save,   gshuffle_seek};
+
+static int gshuffle_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                         sl__stage **out)
 {
     const gshuffle_params *p = ds->params;
     gshuffle_stage *g = sl_calloc(1, sizeof *g);
@@ -69,9 +87,11 @@ static int gshuffle_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl_
     g->n = (uint64_t)sl_dataset_cardinality(ds->inputs[0]);
     const uint64_t base = sl__stage_seed(ctx, p->seed, "global_shuffle");
     g->seed = p->reshuffle ? sl_mix64(base ^ sl_mix64(epoch)) : base;
-    const int rc = sl__stage_open(ds->inputs[0], ctx, epoch, &g->input);
+    int rc = sl__stage_open(ds->inputs[0], ctx, epoch, NULL, &g->input);
+    if (rc == 0 && st)
+        rc = gshuffle_seek(&g->base, sl__state_get(st));
     if (rc) {
-        sl_free(g);
+        gshuffle_close(&g->base);
         return rc;
     }
     *out = &g->base;
@@ -88,8 +108,8 @@ static int gshuffle_random_access(const sl_dataset *ds)
     return 1;
 }
 
-static const sl__dataset_ops gshuffle_ops = {"global_shuffle", gshuffle_open,
-                                             gshuffle_cardinality, NULL, gshuffle_random_access};
+static const sl__dataset_ops gshuffle_ops = {"global_shuffle", gshuffle_open, gshuffle_cardinality,
+                                             NULL, gshuffle_random_access};
 
 int sl_dataset_global_shuffle(sl_dataset **out, sl_dataset *in, uint64_t seed,
                               int reshuffle_each_iteration)

@@ -43,6 +43,7 @@ typedef enum { SLOT_FREE, SLOT_RUNNING, SLOT_DONE } slot_state;
 typedef struct map_slot {
     struct map_stage *stage;
     sl_element in, out;
+    sl__state_writer snap; /* the input's state right after `in` was pulled */
     uint64_t index;
     slot_state state;
     int rc;
@@ -54,6 +55,8 @@ typedef struct map_stage {
     sl__stage *input;
     uint64_t seed;
     uint64_t next_index; /* sequential mode and filter */
+    int snapshots;       /* parallel: the input chain is checkpointable, so slots carry snaps */
+    sl__state_writer last_snap; /* parallel: the input's state as of the last element handed out */
 
     /* parallel mode */
     int nslots;
@@ -254,7 +257,11 @@ static void *runner_main(void *arg)
         pthread_mutex_unlock(&m->mu);
 
         memset(&slot->in, 0, sizeof slot->in);
-        const int rc = sl__stage_next(m->input, &slot->in);
+        int rc = sl__stage_next(m->input, &slot->in);
+        if (rc == 0 && m->snapshots) {
+            sl__state_writer_reset(&slot->snap);
+            rc = sl__stage_save(m->input, &slot->snap);
+        }
 
         pthread_mutex_lock(&m->mu);
         if (rc != 0 || m->stop) {
@@ -304,9 +311,23 @@ static map_slot *ready_slot(map_stage *m, int *end)
     return best;
 }
 
+/* The runner starts with the first `next`, so that a restore or seek right after open
+ * positions the input before anything is pulled. */
+static int start_runner(map_stage *m)
+{
+    const int rc = pthread_create(&m->runner, NULL, runner_main, m);
+    if (rc)
+        return sl__stage_fail(&m->base, -rc, "starting the map's coordinator thread");
+    pthread_setname_np(m->runner, "sl-map");
+    m->runner_started = 1;
+    return 0;
+}
+
 static int map_next_parallel(sl__stage *s, sl_element *out)
 {
     map_stage *m = (map_stage *)s;
+    if (!m->runner_started)
+        SL_TRY(start_runner(m));
     pthread_mutex_lock(&m->mu);
     for (;;) {
         int end;
@@ -341,6 +362,8 @@ static int map_next_parallel(sl__stage *s, sl_element *out)
         memcpy(err, slot->err, sizeof err);
         *out = slot->out;
         memset(&slot->out, 0, sizeof slot->out);
+        if (rc == 0 && m->snapshots)
+            sl__state_writer_swap(&m->last_snap, &slot->snap);
         slot->state = SLOT_FREE;
         m->nfree++;
         if (!params_of(s)->opts.unordered)
@@ -386,7 +409,9 @@ static void map_close(sl__stage *s)
         for (int i = 0; i < m->nslots; i++) {
             sl_element_release(&m->slots[i].in);
             sl_element_release(&m->slots[i].out);
+            sl__state_writer_free(&m->slots[i].snap);
         }
+        sl__state_writer_free(&m->last_snap);
         pthread_mutex_destroy(&m->mu);
         pthread_cond_destroy(&m->consumer_cv);
         pthread_cond_destroy(&m->runner_cv);
@@ -406,17 +431,83 @@ static int map_get(sl__stage *s, uint64_t i, sl_element *out)
     SL_TRY(sl__stage_get(m->input, i, &in));
     char err[ERR_CAP];
     const int rc = apply(m, i, &in, out, err);
-    return rc ? sl__stage_fail(s, rc, "element %llu%s%s", (unsigned long long)i,
-                               err[0] ? ": " : "", err)
+    return rc ? sl__stage_fail(s, rc, "element %llu%s%s", (unsigned long long)i, err[0] ? ": " : "",
+                               err)
               : 0;
 }
 
-static const sl__stage_ops map_sequential_ops = {map_next_sequential, map_cancel, map_close,
-                                                 map_get};
-static const sl__stage_ops map_parallel_ops = {map_next_parallel, map_cancel, map_close, map_get};
-static const sl__stage_ops filter_stage_ops = {filter_next, map_cancel, map_close};
+/* ---- checkpoints -------------------------------------------------------------------------- */
 
-static int map_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+/* Sequential map and filter run synchronously: their counter, then the input's state. */
+static int sequential_save(sl__stage *s, sl__state_writer *w)
+{
+    map_stage *m = (map_stage *)s;
+    sl__state_put(w, m->next_index);
+    return sl__stage_save(m->input, w);
+}
+
+/* Parallel map: the next index, then the snapshot taken when the last element handed out was
+ * pulled (the input itself has run ahead). */
+static int parallel_save(sl__stage *s, sl__state_writer *w)
+{
+    map_stage *m = (map_stage *)s;
+    if (params_of(s)->opts.unordered)
+        return sl__stage_fail(s, SL_ERR_NOT_CHECKPOINTABLE,
+                              "its output order depends on timing (ordered=false)");
+    if (!m->snapshots)
+        return sl__stage_save(m->input, w); /* names the input stage that cannot */
+    sl__state_put(w, m->head);
+    sl__state_put_bytes(w, m->last_snap.buf, m->last_snap.len);
+    return m->last_snap.err;
+}
+
+/* The input's state before anything is pulled: what a save before the first element gives. */
+static int snapshot_input(map_stage *m)
+{
+    if (!m->snapshots)
+        return 0;
+    sl__state_writer_reset(&m->last_snap);
+    return sl__stage_save(m->input, &m->last_snap);
+}
+
+static int sequential_seek(sl__stage *s, uint64_t pos)
+{
+    map_stage *m = (map_stage *)s;
+    m->next_index = pos;
+    return sl__stage_seek(m->input, pos);
+}
+
+static int parallel_seek(sl__stage *s, uint64_t pos)
+{
+    map_stage *m = (map_stage *)s;
+    if (m->runner_started)
+        return sl__stage_fail(s, SL_ERR_UNSUPPORTED, "seeking after the first element");
+    m->head = m->issued = pos;
+    SL_TRY(sl__stage_seek(m->input, pos));
+    return snapshot_input(m);
+}
+
+static const sl__stage_ops map_sequential_ops = {
+    map_next_sequential, map_cancel, map_close, map_get, sequential_save, sequential_seek};
+static const sl__stage_ops map_parallel_ops = {map_next_parallel, map_cancel,    map_close,
+                                               map_get,           parallel_save, parallel_seek};
+static const sl__stage_ops filter_stage_ops = {filter_next, map_cancel, map_close, NULL,
+                                               sequential_save};
+
+int sl__map_set_parallel(sl__stage *s, int parallel)
+{
+    map_stage *m = (map_stage *)s;
+    if (s->ops != &map_parallel_ops || parallel < 1)
+        return SL_ERR_INVAL;
+    pthread_mutex_lock(&m->mu);
+    m->parallel = SL_MIN(parallel, m->nslots);
+    m->chunk = SL_MAX(1, m->nslots / (4 * m->parallel));
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+static int map_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                    sl__stage **out)
 {
     const map_params *p = ds->params;
     map_stage *m = sl_calloc(1, sizeof *m);
@@ -430,7 +521,9 @@ static int map_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stag
                                                                    : &map_sequential_ops;
     m->base = (sl__stage){ops, ctx, ds, epoch};
     m->seed = sl__stage_seed(ctx, p->opts.seed, p->def.name);
-    int rc = sl__stage_open(ds->inputs[0], ctx, epoch, &m->input);
+    if (st)
+        m->next_index = sl__state_get(st);
+    int rc = sl__stage_open(ds->inputs[0], ctx, epoch, st, &m->input);
     if (rc) {
         sl_free(m);
         return rc;
@@ -452,13 +545,12 @@ static int map_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stag
         pthread_mutex_init(&m->mu, NULL);
         pthread_cond_init(&m->consumer_cv, NULL);
         pthread_cond_init(&m->runner_cv, NULL);
-        rc = pthread_create(&m->runner, NULL, runner_main, m);
-        if (rc) {
+        m->head = m->issued = m->next_index;
+        m->snapshots = !p->opts.unordered && sl__dataset_checkpointable(ds->inputs[0]);
+        if ((rc = snapshot_input(m)) != 0) {
             map_close(&m->base);
-            return -rc;
+            return rc;
         }
-        pthread_setname_np(m->runner, "sl-map");
-        m->runner_started = 1;
     }
     *out = &m->base;
     return 0;
@@ -483,8 +575,13 @@ static int map_random_access(const sl_dataset *ds)
     return sl__dataset_random_access(ds->inputs[0]);
 }
 
-static const sl__dataset_ops map_ops = {"map", map_open, map_cardinality, map_free,
-                                        map_random_access};
+static int map_checkpointable(const sl_dataset *ds)
+{
+    return !((const map_params *)ds->params)->opts.unordered;
+}
+
+static const sl__dataset_ops map_ops = {
+    "map", map_open, map_cardinality, map_free, map_random_access, 0, map_checkpointable};
 
 static void format_parallel(char *buf, size_t cap, const sl_map_options *o)
 {

@@ -124,9 +124,24 @@ static void mix_close(sl__stage *s)
     sl_free(m);
 }
 
-static const sl__stage_ops mix_stage_ops = {mix_next, mix_cancel, mix_close, NULL};
+/* The output index and which inputs have ended, then every input's state in input order. */
+static int mix_save(sl__stage *s, sl__state_writer *w)
+{
+    mix_stage *m = (mix_stage *)s;
+    uint64_t ended = 0;
+    for (int k = 0; k < mp(s)->n; k++)
+        ended |= (uint64_t)(m->ended[k] != 0) << k;
+    sl__state_put(w, m->index);
+    sl__state_put(w, ended);
+    for (int k = 0; k < s->ds->ninputs; k++)
+        SL_TRY(sl__stage_save(m->in[k], w));
+    return 0;
+}
 
-static int mix_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static const sl__stage_ops mix_stage_ops = {mix_next, mix_cancel, mix_close, NULL, mix_save};
+
+static int mix_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                    sl__stage **out)
 {
     const mix_params *p = ds->params;
     mix_stage *m = sl_calloc(1, sizeof *m);
@@ -135,8 +150,15 @@ static int mix_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stag
     m->base = (sl__stage){&mix_stage_ops, ctx, ds, epoch};
     m->seed = sl__stage_seed(ctx, p->seed, "sample_from_datasets");
     m->live = p->n;
+    if (st) {
+        m->index = sl__state_get(st);
+        const uint64_t ended = sl__state_get(st);
+        for (int k = 0; k < p->n; k++)
+            if ((m->ended[k] = (int)(ended >> k & 1)) != 0)
+                m->live--;
+    }
     for (int k = 0; k < ds->ninputs; k++) {
-        const int rc = sl__stage_open(ds->inputs[k], ctx, epoch, &m->in[k]);
+        const int rc = sl__stage_open(ds->inputs[k], ctx, epoch, st, &m->in[k]);
         if (rc) {
             mix_close(&m->base);
             return rc;

@@ -102,15 +102,33 @@ static void parse_close(sl__stage *s)
     sl_free(s);
 }
 
-static const sl__stage_ops parse_stage_ops = {parse_next, parse_cancel, parse_close, parse_get};
+static int parse_save(sl__stage *s, sl__state_writer *w)
+{
+    parse_stage *x = (parse_stage *)s;
+    sl__state_put(w, x->index);
+    return sl__stage_save(x->input, w);
+}
 
-static int parse_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int parse_seek(sl__stage *s, uint64_t pos)
+{
+    parse_stage *x = (parse_stage *)s;
+    x->index = pos;
+    return sl__stage_seek(x->input, pos);
+}
+
+static const sl__stage_ops parse_stage_ops = {parse_next, parse_cancel, parse_close,
+                                              parse_get,  parse_save,   parse_seek};
+
+static int parse_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                      sl__stage **out)
 {
     parse_stage *x = sl_calloc(1, sizeof *x);
     if (!x)
         return SL_ERR_NOMEM;
     x->base = (sl__stage){&parse_stage_ops, ctx, ds, epoch};
-    const int rc = sl__stage_open(ds->inputs[0], ctx, epoch, &x->input);
+    if (st)
+        x->index = sl__state_get(st);
+    const int rc = sl__stage_open(ds->inputs[0], ctx, epoch, st, &x->input);
     if (rc) {
         sl_free(x);
         return rc;

@@ -7,6 +7,10 @@
  * runner holds no lock while calling the input's `next`. The capacity may change while running
  * (sl__prefetch_set_capacity; AUTOTUNE will drive it): growing reallocates the ring under the
  * lock, shrinking only lowers the limit.
+ *
+ * Checkpoints: when the input chain is checkpointable, the runner saves the input's state
+ * right after pulling each element and the snapshot travels with the element through the ring;
+ * `save` writes the snapshot of the last element handed out (the input itself has run ahead).
  */
 #include <string.h>
 
@@ -22,18 +26,21 @@ typedef struct prefetch_stage {
     int runner_started;
     pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full;
-    sl_element *ring;    /* (slots) */
-    int64_t slots;       /* allocated */
-    int64_t capacity;    /* current limit, <= slots */
-    int64_t head, count; /* guarded by mu */
-    int ended, end_rc;   /* guarded by mu */
-    int stop;            /* guarded by mu */
+    sl_element *ring;           /* (slots) */
+    sl__state_writer *snaps;    /* (slots) the input's state after each ring element, or NULL */
+    sl__state_writer last_snap; /* the input's state as of the last element handed out */
+    int64_t slots;              /* allocated */
+    int64_t capacity;           /* current limit, <= slots */
+    int64_t head, count;        /* guarded by mu */
+    int ended, end_rc;          /* guarded by mu */
+    int stop;                   /* guarded by mu */
 } prefetch_stage;
 
 static void *runner_main(void *arg)
 {
     prefetch_stage *p = arg;
     sl_element e;
+    sl__state_writer snap = {0};
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         if (p->count >= p->capacity) {
@@ -42,7 +49,12 @@ static void *runner_main(void *arg)
         }
         pthread_mutex_unlock(&p->mu);
         memset(&e, 0, sizeof e);
-        const int rc = sl__stage_next(p->input, &e);
+        int rc = sl__stage_next(p->input, &e);
+        if (rc == 0 && p->snaps) {
+            sl__state_writer_reset(&snap);
+            if ((rc = sl__stage_save(p->input, &snap)) != 0)
+                sl_element_release(&e);
+        }
         pthread_mutex_lock(&p->mu);
         if (rc) {
             p->ended = 1;
@@ -54,11 +66,15 @@ static void *runner_main(void *arg)
             sl_element_release(&e);
             break;
         }
-        p->ring[(p->head + p->count) % p->slots] = e;
+        const int64_t at = (p->head + p->count) % p->slots;
+        p->ring[at] = e;
+        if (p->snaps)
+            sl__state_writer_swap(&p->snaps[at], &snap);
         p->count++;
         pthread_cond_signal(&p->not_empty);
     }
     pthread_mutex_unlock(&p->mu);
+    sl__state_writer_free(&snap);
     return NULL;
 }
 
@@ -70,6 +86,8 @@ static int prefetch_next(sl__stage *s, sl_element *out)
         if (p->count > 0) {
             *out = p->ring[p->head];
             memset(&p->ring[p->head], 0, sizeof *out);
+            if (p->snaps)
+                sl__state_writer_swap(&p->last_snap, &p->snaps[p->head]);
             p->head = (p->head + 1) % p->slots;
             p->count--;
             pthread_cond_signal(&p->not_full);
@@ -105,6 +123,10 @@ static void prefetch_close(sl__stage *s)
     for (int64_t i = 0; i < p->count; i++)
         sl_element_release(&p->ring[(p->head + i) % p->slots]);
     sl__stage_close(p->input);
+    for (int64_t i = 0; p->snaps && i < p->slots; i++)
+        sl__state_writer_free(&p->snaps[i]);
+    sl_free(p->snaps);
+    sl__state_writer_free(&p->last_snap);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->not_empty);
     pthread_cond_destroy(&p->not_full);
@@ -112,7 +134,17 @@ static void prefetch_close(sl__stage *s)
     sl_free(p);
 }
 
-static const sl__stage_ops prefetch_stage_ops = {prefetch_next, prefetch_cancel, prefetch_close};
+static int prefetch_save(sl__stage *s, sl__state_writer *w)
+{
+    prefetch_stage *p = (prefetch_stage *)s;
+    if (!p->snaps)
+        return sl__stage_save(p->input, w); /* names the input stage that cannot */
+    sl__state_put_bytes(w, p->last_snap.buf, p->last_snap.len);
+    return p->last_snap.err;
+}
+
+static const sl__stage_ops prefetch_stage_ops = {prefetch_next, prefetch_cancel, prefetch_close,
+                                                 NULL, prefetch_save};
 
 int sl__prefetch_set_capacity(sl__stage *s, int64_t capacity)
 {
@@ -123,11 +155,20 @@ int sl__prefetch_set_capacity(sl__stage *s, int64_t capacity)
     pthread_mutex_lock(&p->mu);
     if (capacity > p->slots) {
         sl_element *ring = sl_calloc((size_t)capacity, sizeof *ring);
-        if (!ring) {
+        sl__state_writer *snaps = p->snaps ? sl_calloc((size_t)capacity, sizeof *snaps) : NULL;
+        if (!ring || (p->snaps && !snaps)) {
+            sl_free(ring);
+            sl_free(snaps);
             rc = SL_ERR_NOMEM;
         } else {
             for (int64_t i = 0; i < p->count; i++)
                 ring[i] = p->ring[(p->head + i) % p->slots];
+            if (snaps) { /* every old slot's writer moves over, so no buffer is lost */
+                for (int64_t i = 0; i < p->slots; i++)
+                    snaps[i] = p->snaps[(p->head + i) % p->slots];
+                sl_free(p->snaps);
+                p->snaps = snaps;
+            }
             sl_free(p->ring);
             p->ring = ring;
             p->slots = capacity;
@@ -142,7 +183,8 @@ int sl__prefetch_set_capacity(sl__stage *s, int64_t capacity)
     return rc;
 }
 
-static int prefetch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int prefetch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                         sl__stage **out)
 {
     const int64_t want = *(const int64_t *)ds->params;
     const int64_t cap =
@@ -157,7 +199,13 @@ static int prefetch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl_
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->not_empty, NULL);
     pthread_cond_init(&p->not_full, NULL);
-    int rc = sl__stage_open(ds->inputs[0], ctx, epoch, &p->input);
+    int rc = sl__stage_open(ds->inputs[0], ctx, epoch, st, &p->input);
+    if (rc == 0 && sl__dataset_checkpointable(ds->inputs[0])) {
+        if (!(p->snaps = sl_calloc((size_t)cap, sizeof *p->snaps)))
+            rc = SL_ERR_NOMEM;
+        else
+            rc = sl__stage_save(p->input, &p->last_snap);
+    }
     if (rc == 0) {
         rc = -pthread_create(&p->runner, NULL, runner_main, p);
         if (rc == 0) {

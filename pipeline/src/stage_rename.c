@@ -62,16 +62,34 @@ static void rename_close(sl__stage *s)
     sl_free(s);
 }
 
-static const sl__stage_ops rename_stage_ops = {rename_next, rename_cancel, rename_close,
-                                               rename_get};
+/* Index-only stages: their counter, then the input's state. */
+static int rename_save(sl__stage *s, sl__state_writer *w)
+{
+    rename_stage *r = (rename_stage *)s;
+    sl__state_put(w, r->index);
+    return sl__stage_save(r->input, w);
+}
 
-static int rename_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int rename_seek(sl__stage *s, uint64_t pos)
+{
+    rename_stage *r = (rename_stage *)s;
+    r->index = pos;
+    return sl__stage_seek(r->input, pos);
+}
+
+static const sl__stage_ops rename_stage_ops = {rename_next, rename_cancel, rename_close,
+                                               rename_get,  rename_save,   rename_seek};
+
+static int rename_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                       sl__stage **out)
 {
     rename_stage *r = sl_calloc(1, sizeof *r);
     if (!r)
         return SL_ERR_NOMEM;
     r->base = (sl__stage){&rename_stage_ops, ctx, ds, epoch};
-    const int rc = sl__stage_open(ds->inputs[0], ctx, epoch, &r->input);
+    if (st)
+        r->index = sl__state_get(st);
+    const int rc = sl__stage_open(ds->inputs[0], ctx, epoch, st, &r->input);
     if (rc) {
         sl_free(r);
         return rc;

@@ -20,6 +20,7 @@ typedef struct slice_stage {
     sl__stage base;
     sl__stage *input;
     int64_t pos;    /* elements seen (take/skip/shard/enumerate) */
+    int64_t row0;   /* shard: input position its rows start from (0, or a restored prefix) */
     uint64_t epoch; /* repeat: current epoch of the input */
     pthread_mutex_t mu;
     int have_mu;
@@ -81,7 +82,7 @@ static int shard_next(sl__stage *s, sl_element *out)
         const int rc = sl__stage_next(x->input, out);
         if (rc)
             return rc;
-        if (x->pos++ % p->a == p->b)
+        if ((x->pos++ - x->row0) % p->a == p->b)
             return 0;
         sl_element_release(out);
     }
@@ -126,7 +127,8 @@ static int repeat_next(sl__stage *s, sl_element *out)
         if (count >= 0 && next_epoch >= (uint64_t)count)
             return SL_EOF;
         sl__stage *fresh = NULL;
-        const int orc = sl__stage_open(s->ds->inputs[0], s->ctx, s->epoch + next_epoch, &fresh);
+        const int orc =
+            sl__stage_open(s->ds->inputs[0], s->ctx, s->epoch + next_epoch, NULL, &fresh);
         if (orc)
             return orc == SL_ERR_CANCELLED
                        ? orc
@@ -183,14 +185,122 @@ static int enumerate_get(sl__stage *s, uint64_t i, sl_element *out)
     return 0;
 }
 
-static const sl__stage_ops take_stage_ops = {take_next, slice_cancel, slice_close, take_get};
-static const sl__stage_ops skip_stage_ops = {skip_next, slice_cancel, slice_close, skip_get};
-static const sl__stage_ops shard_stage_ops = {shard_next, slice_cancel, slice_close, shard_get};
-static const sl__stage_ops enumerate_stage_ops = {enumerate_next, slice_cancel, slice_close,
-                                                  enumerate_get};
-static const sl__stage_ops repeat_stage_ops = {repeat_next, slice_cancel, slice_close};
-
 typedef enum { K_TAKE, K_SKIP, K_SHARD, K_ENUMERATE, K_REPEAT } kind;
+
+/* ---- checkpoints -------------------------------------------------------------------------- */
+
+/* take, skip, enumerate: their count, then the input's state. */
+static int count_save(sl__stage *s, sl__state_writer *w)
+{
+    slice_stage *x = (slice_stage *)s;
+    sl__state_put(w, (uint64_t)x->pos);
+    return sl__stage_save(x->input, w);
+}
+
+/* shard(n, i) saves the global prefix its rows have covered: after k elements, every shard
+ * of a lockstep job has consumed input rows [0, base + k * n). Over a random-access input the
+ * restore seeks there and starts new rows, so a blob saved as shard i of N restores as shard
+ * i' of M (the fingerprint leaves shard's arguments out). Over other inputs the prefix cannot
+ * be re-cut: the input's own state follows, and a different (n, i) is refused at restore. */
+static int shard_save(sl__stage *s, sl__state_writer *w)
+{
+    slice_stage *x = (slice_stage *)s;
+    const slice_params *p = sp(s);
+    const int64_t seen = x->pos - x->row0; /* input elements since base */
+    const int64_t rows = seen / p->a + (seen % p->a > p->b);
+    sl__state_put(w, (uint64_t)(x->row0 + rows * p->a));
+    if (sl__dataset_random_access(s->ds->inputs[0]))
+        return 0;
+    sl__state_put(w, (uint64_t)p->a);
+    sl__state_put(w, (uint64_t)p->b);
+    sl__state_put(w, (uint64_t)x->pos);
+    sl__state_put(w, (uint64_t)x->row0);
+    return sl__stage_save(x->input, w);
+}
+
+static int repeat_save(sl__stage *s, sl__state_writer *w)
+{
+    slice_stage *x = (slice_stage *)s;
+    sl__state_put(w, x->epoch);
+    return x->input ? sl__stage_save(x->input, w) : 0;
+}
+
+static int take_seek(sl__stage *s, uint64_t pos)
+{
+    slice_stage *x = (slice_stage *)s;
+    x->pos = (int64_t)SL_MIN(pos, (uint64_t)sp(s)->a);
+    return sl__stage_seek(x->input, (uint64_t)x->pos);
+}
+
+static int skip_seek(sl__stage *s, uint64_t pos)
+{
+    slice_stage *x = (slice_stage *)s;
+    x->pos = sp(s)->a;
+    return sl__stage_seek(x->input, pos + (uint64_t)sp(s)->a);
+}
+
+static int shard_seek(sl__stage *s, uint64_t pos)
+{
+    slice_stage *x = (slice_stage *)s;
+    x->row0 = 0;
+    x->pos = (int64_t)(pos * (uint64_t)sp(s)->a);
+    return sl__stage_seek(x->input, (uint64_t)x->pos);
+}
+
+static int enumerate_seek(sl__stage *s, uint64_t pos)
+{
+    slice_stage *x = (slice_stage *)s;
+    x->pos = (int64_t)pos;
+    return sl__stage_seek(x->input, pos);
+}
+
+static const sl__stage_ops take_stage_ops = {take_next, slice_cancel, slice_close,
+                                             take_get,  count_save,   take_seek};
+static const sl__stage_ops skip_stage_ops = {skip_next, slice_cancel, slice_close,
+                                             skip_get,  count_save,   skip_seek};
+static const sl__stage_ops shard_stage_ops = {shard_next, slice_cancel, slice_close,
+                                              shard_get,  shard_save,   shard_seek};
+static const sl__stage_ops enumerate_stage_ops = {enumerate_next, slice_cancel, slice_close,
+                                                  enumerate_get,  count_save,   enumerate_seek};
+static const sl__stage_ops repeat_stage_ops = {repeat_next, slice_cancel, slice_close, NULL,
+                                               repeat_save};
+
+/* Reads the node's own values from a checkpoint; returns the state to open the input with
+ * (NULL: open it fresh, then seek) or sets *rc. */
+static sl__state_reader *restore_own(slice_stage *x, kind k, sl__state_reader *st, int *rc)
+{
+    const slice_params *p = sp(&x->base);
+    *rc = 0;
+    if (!st)
+        return NULL;
+    if (k == K_REPEAT) {
+        x->epoch = sl__state_get(st);
+        if (p->a >= 0 && x->epoch >= (uint64_t)p->a && !st->err)
+            *rc = sl__stage_fail(&x->base, SL_ERR_CORRUPT, "checkpoint: epoch %llu",
+                                 (unsigned long long)x->epoch);
+        return st;
+    }
+    if (k != K_SHARD) {
+        x->pos = (int64_t)sl__state_get(st);
+        return st;
+    }
+    const int64_t prefix = (int64_t)sl__state_get(st);
+    if (sl__dataset_random_access(x->base.ds->inputs[0])) {
+        x->pos = x->row0 = prefix;
+        return NULL;
+    }
+    const int64_t n = (int64_t)sl__state_get(st), i = (int64_t)sl__state_get(st);
+    if ((n != p->a || i != p->b) && !st->err) {
+        *rc = sl__stage_fail(&x->base, SL_ERR_UNSUPPORTED,
+                             "checkpoint saved as shard(%lld, %lld) over an input without random "
+                             "access cannot restore as another shard",
+                             (long long)n, (long long)i);
+        return NULL;
+    }
+    x->pos = (int64_t)sl__state_get(st);
+    x->row0 = (int64_t)sl__state_get(st);
+    return st;
+}
 
 static const sl__stage_ops *const stage_ops_of[] = {
     [K_TAKE] = &take_stage_ops,     [K_SKIP] = &skip_stage_ops,
@@ -198,8 +308,8 @@ static const sl__stage_ops *const stage_ops_of[] = {
     [K_REPEAT] = &repeat_stage_ops,
 };
 
-static int slice_open_kind(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out,
-                           kind k)
+static int slice_open_kind(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                           sl__stage **out, kind k)
 {
     slice_stage *x = sl_calloc(1, sizeof *x);
     if (!x)
@@ -213,7 +323,12 @@ static int slice_open_kind(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, s
             return 0;
         }
     }
-    const int rc = sl__stage_open(ds->inputs[0], ctx, epoch, &x->input);
+    int rc;
+    sl__state_reader *input_st = restore_own(x, k, st, &rc);
+    if (rc == 0)
+        rc = sl__stage_open(ds->inputs[0], ctx, epoch + x->epoch, input_st, &x->input);
+    if (rc == 0 && st && !input_st && x->pos > 0) /* shard restored by position */
+        rc = sl__stage_seek(x->input, (uint64_t)x->pos);
     if (rc) {
         slice_close(&x->base);
         return rc;
@@ -222,25 +337,30 @@ static int slice_open_kind(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, s
     return 0;
 }
 
-static int take_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int take_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                     sl__stage **out)
 {
-    return slice_open_kind(ds, ctx, epoch, out, K_TAKE);
+    return slice_open_kind(ds, ctx, epoch, st, out, K_TAKE);
 }
-static int skip_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int skip_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                     sl__stage **out)
 {
-    return slice_open_kind(ds, ctx, epoch, out, K_SKIP);
+    return slice_open_kind(ds, ctx, epoch, st, out, K_SKIP);
 }
-static int shard_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int shard_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                      sl__stage **out)
 {
-    return slice_open_kind(ds, ctx, epoch, out, K_SHARD);
+    return slice_open_kind(ds, ctx, epoch, st, out, K_SHARD);
 }
-static int enumerate_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int enumerate_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                          sl__stage **out)
 {
-    return slice_open_kind(ds, ctx, epoch, out, K_ENUMERATE);
+    return slice_open_kind(ds, ctx, epoch, st, out, K_ENUMERATE);
 }
-static int repeat_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int repeat_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                       sl__stage **out)
 {
-    return slice_open_kind(ds, ctx, epoch, out, K_REPEAT);
+    return slice_open_kind(ds, ctx, epoch, st, out, K_REPEAT);
 }
 
 static int64_t input_card(const sl_dataset *ds)

@@ -88,17 +88,37 @@ static void zip_close(sl__stage *s)
     sl_free(z);
 }
 
-static const sl__stage_ops zip_stage_ops = {zip_next, zip_cancel, zip_close, zip_get};
+static int zip_save(sl__stage *s, sl__state_writer *w)
+{
+    zip_stage *z = (zip_stage *)s;
+    sl__state_put(w, z->index);
+    SL_TRY(sl__stage_save(z->a, w));
+    return sl__stage_save(z->b, w);
+}
 
-static int zip_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stage **out)
+static int zip_seek(sl__stage *s, uint64_t pos)
+{
+    zip_stage *z = (zip_stage *)s;
+    z->index = pos;
+    SL_TRY(sl__stage_seek(z->a, pos));
+    return sl__stage_seek(z->b, pos);
+}
+
+static const sl__stage_ops zip_stage_ops = {zip_next, zip_cancel, zip_close,
+                                            zip_get,  zip_save,   zip_seek};
+
+static int zip_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
+                    sl__stage **out)
 {
     zip_stage *z = sl_calloc(1, sizeof *z);
     if (!z)
         return SL_ERR_NOMEM;
     z->base = (sl__stage){&zip_stage_ops, ctx, ds, epoch};
-    int rc = sl__stage_open(ds->inputs[0], ctx, epoch, &z->a);
+    if (st)
+        z->index = sl__state_get(st);
+    int rc = sl__stage_open(ds->inputs[0], ctx, epoch, st, &z->a);
     if (rc == 0)
-        rc = sl__stage_open(ds->inputs[1], ctx, epoch, &z->b);
+        rc = sl__stage_open(ds->inputs[1], ctx, epoch, st, &z->b);
     if (rc) {
         zip_close(&z->base);
         return rc;

@@ -226,6 +226,23 @@ const char *sl_iter_errmsg(const sl_iter *it);
 uint64_t sl_iter_skipped(const sl_iter *it);
 void sl_iter_close(sl_iter *it); /* NULL does nothing */
 
+/* ---- checkpoints -------------------------------------------------------------------------- */
+
+/* The iterator's position after the elements returned so far, as a small blob (*blob is
+ * sl_malloc'd: release it with sl_free). Restoring it continues with exactly the elements an
+ * uninterrupted run would have returned next, without reading what came before: sources seek,
+ * shuffle re-draws its buffer's indices, work-ahead stages save the state their input had when
+ * the last returned element was pulled. A blob stays valid when shard(n, i)'s arguments
+ * change (a job restarted on a different number of processes). Fails with
+ * SL_ERR_NOT_CHECKPOINTABLE, sl_iter_errmsg naming the stage, for an unordered map, a
+ * generator, or shuffle over an input without random access. Call between sl_iter_next calls. */
+int sl_iter_save(sl_iter *it, uint8_t **blob, size_t *len);
+/* Opens an iterator over ds that continues where `blob` was saved. ds must print the same
+ * pipeline text (shard arguments aside) and opts the same seed; otherwise this fails (the
+ * message says why) and *out is a handle for sl_iter_errmsg, as with sl_iter_open. */
+int sl_iter_restore(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts, const uint8_t *blob,
+                    size_t len);
+
 #ifdef __cplusplus
 }
 #endif
