@@ -20,6 +20,33 @@ static const char usage_text[] =
     "      --seconds S       how long to run (default 10)\n"
     "      --json            one JSON object on stdout\n";
 
+/* The per-stage counters (sampled), last stage first, inputs indented below it. */
+static void print_stages(const sl_iter *it)
+{
+    sl_stage_stats st[64];
+    const int n = sl_iter_stats(it, st, 64);
+    printf("per stage:   elements, time per element (inputs included; above a prefetch: the "
+           "wait)\n");
+    for (int i = 0; i < n && i < 64; i++)
+        printf("  %*s%-*s %12" PRIu64 " %10.0f ns\n", 2 * st[i].depth, "",
+               st[i].depth < 20 ? 40 - 2 * st[i].depth : 0, st[i].stage, st[i].elements,
+               st[i].ns_per_element);
+}
+
+static void print_stages_json(const sl_iter *it)
+{
+    sl_stage_stats st[64];
+    const int n = sl_iter_stats(it, st, 64);
+    printf("[");
+    for (int i = 0; i < n && i < 64; i++) {
+        printf("%s{\"stage\": ", i ? ", " : "");
+        json_print_string(stdout, st[i].stage, strlen(st[i].stage));
+        printf(", \"depth\": %d, \"elements\": %" PRIu64 ", \"ns_per_element\": %.1f}", st[i].depth,
+               st[i].elements, st[i].ns_per_element);
+    }
+    printf("]");
+}
+
 int cmd_bench(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -95,6 +122,8 @@ int cmd_bench(int argc, char **argv)
         if (json) {
             printf("{\"pipeline\": ");
             json_print_string(stdout, canon, strlen(canon));
+            printf(", \"stages\": ");
+            print_stages_json(it);
             printf(", \"seconds\": %.3f, \"elements\": %" PRIu64 ", \"examples\": %" PRIu64
                    ", \"bytes\": %" PRIu64 ", \"elements_per_s\": %.1f, \"examples_per_s\": "
                    "%.1f, \"mb_per_s\": %.2f, \"first_element_ms\": %.2f, \"cpu_seconds\": "
@@ -109,7 +138,7 @@ int cmd_bench(int argc, char **argv)
             printf("examples:    %" PRIu64 " (%.1f/s)\n", examples, examples / secs);
             printf("bytes:       %.1f MB (%.1f MB/s)\n", bytes / 1e6, bytes / secs / 1e6);
             printf("first:       %.2f ms to the first element\n", first_ns / 1e6);
-            printf("per stage:   not measured yet (stage counters come with the profiler)\n");
+            print_stages(it);
         }
     }
     sl_iter_close(it);

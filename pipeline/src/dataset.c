@@ -9,6 +9,7 @@
 
 #include "engine_internal.h"
 #include "sluice/alloc.h"
+#include "sluice/clock.h"
 #include "sluice/rng.h"
 
 int sl__dataset_create(sl_dataset **out, const sl__dataset_ops *ops, sl_dataset *const *inputs,
@@ -89,7 +90,58 @@ int sl__stage_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state
         *out = NULL;
         return st->err;
     }
+    if (rc == 0) {
+        for (int i = 0; i < ctx->nstats; i++)
+            if (ctx->stats[i].ds == ds) {
+                (*out)->stats = &ctx->stats[i];
+                pthread_mutex_lock(&ctx->mu);
+                ctx->stats[i].live = *out;
+                pthread_mutex_unlock(&ctx->mu);
+                break;
+            }
+    }
     return rc;
+}
+
+int sl__stage_next_timed(sl__stage *s, sl_element *out)
+{
+    sl__node_stats *st = s->stats;
+    const uint64_t t0 = sl_clock_ns();
+    const int rc = s->ops->next(s, out);
+    const uint64_t t1 = sl_clock_ns();
+    if (rc == 0) {
+        atomic_store_explicit(&st->calls,
+                              atomic_load_explicit(&st->calls, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        atomic_store_explicit(&st->timed,
+                              atomic_load_explicit(&st->timed, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        atomic_store_explicit(&st->timed_ns,
+                              atomic_load_explicit(&st->timed_ns, memory_order_relaxed) + (t1 - t0),
+                              memory_order_relaxed);
+    }
+    return rc;
+}
+
+void sl__stage_close(sl__stage *s)
+{
+    if (!s)
+        return;
+    if (s->stats) {
+        pthread_mutex_lock(&s->ctx->mu);
+        if (s->stats->live == s)
+            s->stats->live = NULL;
+        pthread_mutex_unlock(&s->ctx->mu);
+    }
+    s->ops->close(s);
+}
+
+sl__stage *sl__ctx_live_stage(sl__ctx *ctx, const char *kind)
+{
+    for (int i = 0; i < ctx->nstats; i++)
+        if (strcmp(ctx->stats[i].ds->ops->kind, kind) == 0 && ctx->stats[i].live)
+            return ctx->stats[i].live;
+    return NULL;
 }
 
 uint64_t sl__stage_seed(const sl__ctx *ctx, uint64_t own, const char *salt)

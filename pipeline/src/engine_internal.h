@@ -83,11 +83,27 @@ typedef struct sl__stage_ops {
     int (*seek)(sl__stage *s, uint64_t pos);
 } sl__stage_ops;
 
+/* Counters of one dataset node, kept by the iterator across the stage instances repeat()
+ * opens for it. `next` is called by one thread at a time per node, so the counters are
+ * updated with relaxed load + store (plain moves, no locked instructions); readers on other
+ * threads see values that are at worst a few elements old. The time of a call is measured
+ * only on every SL__SAMPLE_EVERY-th call: no clock read per element. */
+enum { SL__SAMPLE_EVERY = 64 };
+typedef struct sl__node_stats {
+    const sl_dataset *ds;
+    int depth;                 /* 0 for the pipeline's last stage, inputs deeper */
+    _Atomic uint64_t calls;    /* `next` calls that returned an element */
+    _Atomic uint64_t timed;    /* calls among them whose time was measured */
+    _Atomic uint64_t timed_ns; /* their total time, inputs' time included */
+    sl__stage *live;           /* guarded by ctx->mu: the open instance, or NULL */
+} sl__node_stats;
+
 struct sl__stage {
     const sl__stage_ops *ops;
     sl__ctx *ctx;
     const sl_dataset *ds; /* the node this stage runs (borrowed; the iterator holds the root) */
     uint64_t epoch;
+    sl__node_stats *stats; /* set by sl__stage_open; NULL for stages opened outside an iterator */
 };
 
 typedef struct sl__dataset_ops {
@@ -133,6 +149,8 @@ struct sl__ctx {
     int err_code;                   /* guarded by mu: first error wins */
     sl_errmsg err;                  /* guarded by mu */
     struct sl__cache_store *caches; /* guarded by mu: cache() contents, kept across epochs */
+    sl__node_stats *stats;          /* (nstats) one per node of the pipeline, top first */
+    int nstats;
 };
 
 /* A cache() node's elements, owned by the iterator so they outlive the stage instances that
@@ -171,20 +189,26 @@ static inline int sl__stage_seek(sl__stage *s, uint64_t pos)
 {
     return s->ops->seek ? s->ops->seek(s, pos) : SL_ERR_UNSUPPORTED;
 }
+int sl__stage_next_timed(sl__stage *s, sl_element *out);
 static inline int sl__stage_next(sl__stage *s, sl_element *out)
 {
-    return s->ops->next(s, out);
+    sl__node_stats *st = s->stats;
+    if (!st)
+        return s->ops->next(s, out);
+    const uint64_t calls = atomic_load_explicit(&st->calls, memory_order_relaxed);
+    if (calls % SL__SAMPLE_EVERY == 0)
+        return sl__stage_next_timed(s, out);
+    const int rc = s->ops->next(s, out);
+    if (rc == 0)
+        atomic_store_explicit(&st->calls, calls + 1, memory_order_relaxed);
+    return rc;
 }
 static inline void sl__stage_cancel(sl__stage *s)
 {
     if (s && s->ops->cancel)
         s->ops->cancel(s);
 }
-static inline void sl__stage_close(sl__stage *s)
-{
-    if (s)
-        s->ops->close(s);
-}
+void sl__stage_close(sl__stage *s); /* NULL does nothing */
 
 static inline int sl__dataset_random_access(const sl_dataset *ds)
 {
@@ -216,6 +240,13 @@ int sl__prefetch_set_capacity(sl__stage *s, int64_t capacity);
 /* A parallel map's worker tasks in flight (1 .. its slots); SL_ERR_INVAL for other stages,
  * including a map opened sequential (parallel = 1). */
 int sl__map_set_parallel(sl__stage *s, int parallel);
+
+/* The open stage running the first node of `kind` in depth-first order (for tuning), or NULL.
+ * The pointer stays valid while the iterator's thread is not inside sl_iter_next only when no
+ * repeat() above it reopens it: callers are tests and the autotuner's own thread, under
+ * ctx->mu. */
+sl__stage *sl__ctx_live_stage(sl__ctx *ctx, const char *kind);
+sl__ctx *sl__iter_ctx(sl_iter *it);
 
 /* The RNG seed of a stage: its own when given, else derived from the pipeline seed and the
  * stage's kind, so two stages of one pipeline do not share a stream. */

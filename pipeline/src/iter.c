@@ -46,6 +46,25 @@ int sl__stage_fail(sl__stage *s, int code, const char *fmt, ...)
     return fail_msg(s->ctx, code, text);
 }
 
+/* One counters entry per distinct node, top first (depth-first, inputs in order). */
+static int count_nodes(const sl_dataset *ds)
+{
+    int n = 1;
+    for (int i = 0; i < ds->ninputs; i++)
+        n += count_nodes(ds->inputs[i]);
+    return n;
+}
+
+static void list_nodes(sl__ctx *ctx, const sl_dataset *ds, int depth)
+{
+    for (int i = 0; i < ctx->nstats; i++)
+        if (ctx->stats[i].ds == ds)
+            return;
+    ctx->stats[ctx->nstats++] = (sl__node_stats){.ds = ds, .depth = depth};
+    for (int i = 0; i < ds->ninputs; i++)
+        list_nodes(ctx, ds->inputs[i], depth + 1);
+}
+
 static int iter_open(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts,
                      const uint8_t *blob, size_t len)
 {
@@ -65,6 +84,9 @@ static int iter_open(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts,
     it->root = ds;
     sl_dataset_retain(ds);
     *out = it;
+    if (!(it->ctx.stats = sl_calloc((size_t)count_nodes(ds), sizeof *it->ctx.stats)))
+        return sl__errmsg_set(&it->ctx.err, SL_ERR_NOMEM, "allocating stage counters");
+    list_nodes(&it->ctx, ds, 0);
     int rc = sl_thread_pool_open(&it->ctx.pool, it->ctx.threads, "sl-work");
     if (rc)
         return sl__errmsg_set(&it->ctx.err, rc, "starting %d worker threads", it->ctx.threads);
@@ -152,6 +174,29 @@ uint64_t sl_iter_skipped(const sl_iter *it)
     return atomic_load(&it->ctx.skipped);
 }
 
+int sl_iter_stats(const sl_iter *it, sl_stage_stats *out, int cap)
+{
+    for (int i = 0; i < it->ctx.nstats && i < cap; i++) {
+        const sl__node_stats *st = &it->ctx.stats[i];
+        const uint64_t timed = atomic_load_explicit(&st->timed, memory_order_relaxed);
+        out[i] = (sl_stage_stats){
+            .stage = st->ds->text,
+            .depth = st->depth,
+            .elements = atomic_load_explicit(&st->calls, memory_order_relaxed),
+            .ns_per_element =
+                timed ? (double)atomic_load_explicit(&st->timed_ns, memory_order_relaxed) /
+                            (double)timed
+                      : 0,
+        };
+    }
+    return it->ctx.nstats;
+}
+
+sl__ctx *sl__iter_ctx(sl_iter *it)
+{
+    return &it->ctx;
+}
+
 void sl_iter_close(sl_iter *it)
 {
     if (!it)
@@ -161,6 +206,7 @@ void sl_iter_close(sl_iter *it)
     sl__stage_close(it->top);
     sl_thread_pool_close(it->ctx.pool);
     sl__ctx_free_caches(&it->ctx);
+    sl_free(it->ctx.stats);
     sl_dataset_release(it->root);
     pthread_mutex_destroy(&it->ctx.mu);
     sl_free(it);

@@ -27,6 +27,7 @@ typedef struct prefetch_stage {
     pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full;
     sl_element *ring;           /* (slots) */
+    int snapshots;              /* the input chain is checkpointable (fixed at open) */
     sl__state_writer *snaps;    /* (slots) the input's state after each ring element, or NULL */
     sl__state_writer last_snap; /* the input's state as of the last element handed out */
     int64_t slots;              /* allocated */
@@ -50,7 +51,7 @@ static void *runner_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         memset(&e, 0, sizeof e);
         int rc = sl__stage_next(p->input, &e);
-        if (rc == 0 && p->snaps) {
+        if (rc == 0 && p->snapshots) {
             sl__state_writer_reset(&snap);
             if ((rc = sl__stage_save(p->input, &snap)) != 0)
                 sl_element_release(&e);
@@ -137,7 +138,7 @@ static void prefetch_close(sl__stage *s)
 static int prefetch_save(sl__stage *s, sl__state_writer *w)
 {
     prefetch_stage *p = (prefetch_stage *)s;
-    if (!p->snaps)
+    if (!p->snapshots)
         return sl__stage_save(p->input, w); /* names the input stage that cannot */
     sl__state_put_bytes(w, p->last_snap.buf, p->last_snap.len);
     return p->last_snap.err;
@@ -201,6 +202,7 @@ static int prefetch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl_
     pthread_cond_init(&p->not_full, NULL);
     int rc = sl__stage_open(ds->inputs[0], ctx, epoch, st, &p->input);
     if (rc == 0 && sl__dataset_checkpointable(ds->inputs[0])) {
+        p->snapshots = 1;
         if (!(p->snaps = sl_calloc((size_t)cap, sizeof *p->snaps)))
             rc = SL_ERR_NOMEM;
         else

@@ -226,6 +226,18 @@ const char *sl_iter_errmsg(const sl_iter *it);
 uint64_t sl_iter_skipped(const sl_iter *it);
 void sl_iter_close(sl_iter *it); /* NULL does nothing */
 
+/* Per-stage counters, sampled cheaply (a clock read on one `next` call in 64, none per
+ * element): one entry per node of the pipeline, the last stage first and inputs after it. */
+typedef struct sl_stage_stats {
+    const char *stage;     /* the stage's canonical text (valid while the dataset lives) */
+    int depth;             /* 0: the pipeline's last stage; an input is one deeper */
+    uint64_t elements;     /* elements the stage has returned */
+    double ns_per_element; /* time per returned element in its `next`, its inputs' included
+                            * (for a stage above a work-ahead stage: the wait) */
+} sl_stage_stats;
+/* Fills up to cap entries; returns the number of nodes (call with cap 0 to size). */
+int sl_iter_stats(const sl_iter *it, sl_stage_stats *out, int cap);
+
 /* ---- checkpoints -------------------------------------------------------------------------- */
 
 /* The iterator's position after the elements returned so far, as a small blob (*blob is
