@@ -25,8 +25,8 @@ static int64_t value_of(const sl_element *e)
 /* jitter: sleeps a seeded random 0-150 µs (so completion order differs from input order
  * under parallel maps) and returns value * 1000 + a draw from the element's RNG, so outputs
  * also prove the RNG is keyed by the element, not by the thread or the run. */
-static int run_jitter(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out,
-                      char *err, size_t errcap)
+static int run_jitter(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+                      size_t errcap)
 {
     sl_rng r = c->rng;
     const uint64_t draw = sl_rng_below(&r, 1000);
@@ -41,8 +41,8 @@ static int run_jitter(void *user, const sl_map_ctx *c, sl_element *in, sl_elemen
 /* count: identity that counts its calls and the smallest value it saw (a source's reads). */
 static _Atomic int64_t count_calls, count_min;
 
-static int run_count(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out,
-                     char *err, size_t errcap)
+static int run_count(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+                     size_t errcap)
 {
     const int64_t v = value_of(in);
     atomic_fetch_add(&count_calls, 1);
@@ -169,12 +169,11 @@ static void check_every_cut(const sl_registry *reg, const char *text)
         sl_iter_close(it);
         sl_free(blob);
         if (cut->n != whole->n)
-            fail_msg("%s: cut after %d: %d elements, uninterrupted %d", text, k, cut->n,
-                     whole->n);
+            fail_msg("%s: cut after %d: %d elements, uninterrupted %d", text, k, cut->n, whole->n);
         for (int i = 0; i < whole->n; i++)
             if (strcmp(cut->lines[i], whole->lines[i]))
-                fail_msg("%s: cut after %d: element %d is \"%s\", uninterrupted \"%s\"", text, k,
-                         i, cut->lines[i], whole->lines[i]);
+                fail_msg("%s: cut after %d: element %d is \"%s\", uninterrupted \"%s\"", text, k, i,
+                         cut->lines[i], whole->lines[i]);
     }
     sl_free(whole);
     sl_free(cut);
