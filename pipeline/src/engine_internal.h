@@ -124,9 +124,16 @@ typedef struct sl__dataset_ops {
     /* 1 when the node's stages can save their state given checkpointable inputs; NULL means
      * yes (a stage may still refuse at save time, e.g. an unordered map). */
     int (*checkpointable)(const sl_dataset *ds);
+    /* Memory estimate (memory_budget.c): given the estimated bytes of one element of each
+     * input (in[k]; -1 unknown), sets *elem to this node's (-1 unknown) and returns the bytes
+     * its stage holds in buffers (<= 0: none, or unknown). NULL: elements like input 0's (a
+     * source: unknown) and no buffers. */
+    int64_t (*memory)(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem);
 } sl__dataset_ops;
 
 enum { SL__MAX_INPUTS = 16, SL__TEXT_CAP = 256 };
+/* Bytes an element costs beyond its tensors' data (buffer headers), for memory estimates. */
+enum { SL__ELEMENT_OVERHEAD = 64 };
 
 struct sl_dataset {
     _Atomic int64_t refs;
@@ -196,7 +203,9 @@ static inline int sl__stage_next(sl__stage *s, sl_element *out)
     if (!st)
         return s->ops->next(s, out);
     const uint64_t calls = atomic_load_explicit(&st->calls, memory_order_relaxed);
-    if (calls % SL__SAMPLE_EVERY == 0)
+    /* Not the first call: a stage's first call often fills a buffer and would skew a short
+     * run's mean. */
+    if (calls % SL__SAMPLE_EVERY == SL__SAMPLE_EVERY / 2)
         return sl__stage_next_timed(s, out);
     const int rc = s->ops->next(s, out);
     if (rc == 0)
@@ -247,6 +256,12 @@ int sl__map_set_parallel(sl__stage *s, int parallel);
  * ctx->mu. */
 sl__stage *sl__ctx_live_stage(sl__ctx *ctx, const char *kind);
 sl__ctx *sl__iter_ctx(sl_iter *it);
+
+/* Fails with SL_ERR_BUDGET and a message naming the largest holder when the buffers of ds's
+ * stages, estimated from element sizes, exceed budget (<= 0: the default 1 GiB). */
+int sl__memory_check(const sl_dataset *ds, int threads, int64_t budget, sl_errmsg *err);
+/* count * each, saturating; -1 when either is unknown (negative). */
+int64_t sl__memory_scaled(int64_t count, int64_t each);
 
 /* The RNG seed of a stage: its own when given, else derived from the pipeline seed and the
  * stage's kind, so two stages of one pipeline do not share a stream. */

@@ -87,7 +87,12 @@ static int iter_open(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts,
     if (!(it->ctx.stats = sl_calloc((size_t)count_nodes(ds), sizeof *it->ctx.stats)))
         return sl__errmsg_set(&it->ctx.err, SL_ERR_NOMEM, "allocating stage counters");
     list_nodes(&it->ctx, ds, 0);
-    int rc = sl_thread_pool_open(&it->ctx.pool, it->ctx.threads, "sl-work");
+    int rc = sl__memory_check(ds, it->ctx.threads, opts->memory_bytes, &it->ctx.err);
+    if (rc) {
+        it->ctx.err_code = rc;
+        return rc;
+    }
+    rc = sl_thread_pool_open(&it->ctx.pool, it->ctx.threads, "sl-work");
     if (rc)
         return sl__errmsg_set(&it->ctx.err, rc, "starting %d worker threads", it->ctx.threads);
     sl__state_reader st;

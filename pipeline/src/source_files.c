@@ -25,6 +25,7 @@
 #include <glob.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine_internal.h"
 #include "sluice/alloc.h"
@@ -44,6 +45,7 @@ typedef struct files_params {
     sl_schema *schema;  /* sluice files' common schema, or NULL */
     const char **names; /* (fields) element names: the schema's field names or "record" */
     int nfields;
+    uint64_t data_bytes; /* record payload bytes (sluice) or file bytes (TFRecord) in all */
 } files_params;
 
 typedef struct files_stage {
@@ -375,8 +377,18 @@ static int files_random_access(const sl_dataset *ds)
     return ((const files_params *)ds->params)->counted;
 }
 
-static const sl__dataset_ops files_ops = {"files", files_open, files_cardinality, free_params,
-                                          files_random_access};
+/* An element is a record of the mean size (unknown for TFRecord files without indexes). */
+static int64_t files_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
+{
+    const files_params *p = ds->params;
+    const uint64_t n = p->starts[p->nfiles];
+    *elem = p->counted ? (int64_t)(n ? p->data_bytes / n : 0) + SL__ELEMENT_OVERHEAD : -1;
+    return 0;
+}
+
+static const sl__dataset_ops files_ops = {"files",     files_open,          files_cardinality,
+                                          free_params, files_random_access, 0,
+                                          NULL,        files_memory};
 
 /* ---- building ------------------------------------------------------------------------------ */
 
@@ -436,6 +448,9 @@ static int scan_sluice(files_params *p, char *err, size_t errcap)
             return rc;
         }
         p->starts[i + 1] = p->starts[i] + sl_record_reader_count(r);
+        sl_record_file_info info;
+        sl_record_reader_info(r, &info);
+        p->data_bytes += info.payload_bytes;
         const sl_schema *s = sl_record_reader_schema(r);
         if (i == 0 && s) {
             uint8_t buf[1 << 16];
@@ -483,6 +498,9 @@ static int scan_tfrecord(files_params *p, char *err, size_t errcap)
         if (!(p->indexes[i] = sl_strdup(idx)))
             return SL_ERR_NOMEM;
         p->starts[i + 1] = p->starts[i] + n;
+        struct stat sb;
+        if (stat(p->paths[i], &sb) == 0)
+            p->data_bytes += (uint64_t)sb.st_size;
     }
     p->counted = 1;
     return 0;

@@ -102,7 +102,14 @@ static int64_t range_cardinality(const sl_dataset *ds)
     return range_count(ds->params);
 }
 
-static const sl__dataset_ops range_ops = {"range", range_open, range_cardinality, NULL, always};
+static int64_t range_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
+{
+    *elem = (int64_t)sizeof(int64_t) + SL__ELEMENT_OVERHEAD;
+    return 0;
+}
+
+static const sl__dataset_ops range_ops = {"range", range_open, range_cardinality, NULL, always,
+                                          0,       NULL,       range_memory};
 
 int sl_dataset_range(sl_dataset **out, int64_t start, int64_t stop, int64_t step)
 {
@@ -195,8 +202,25 @@ static void elements_free(void *params)
     sl_free(p);
 }
 
-static const sl__dataset_ops elements_ops = {"elements", elements_open, elements_cardinality,
-                                             elements_free, always};
+/* The dataset owns the elements (the iterator holds nothing more); an element is as large
+ * as the largest given. */
+static int64_t elements_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
+{
+    const elements_params *p = ds->params;
+    int64_t most = 0;
+    for (size_t i = 0; i < p->count; i++) {
+        int64_t bytes = SL__ELEMENT_OVERHEAD;
+        for (int k = 0; k < p->items[i].count; k++)
+            bytes += (int64_t)sl_tensor_nbytes(&p->items[i].tensors[k]);
+        most = SL_MAX(most, bytes);
+    }
+    *elem = most;
+    return 0;
+}
+
+static const sl__dataset_ops elements_ops = {"elements",    elements_open,  elements_cardinality,
+                                             elements_free, always,         0,
+                                             NULL,          elements_memory};
 
 int sl_dataset_from_elements(sl_dataset **out, const sl_element *elements, size_t count)
 {

@@ -306,7 +306,19 @@ static int64_t batch_cardinality(const sl_dataset *ds)
     return p->drop_remainder ? n / p->size : (n + p->size - 1) / p->size;
 }
 
-static const sl__dataset_ops batch_ops = {"batch", batch_open, batch_cardinality, NULL};
+/* The elements being collected plus the stacked output. */
+static int64_t batch_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
+{
+    const int64_t size = ((const batch_params *)ds->params)->size;
+    /* One stacked tensor per name: the per-element overhead is paid once. */
+    *elem = in[0] < SL__ELEMENT_OVERHEAD
+                ? sl__memory_scaled(size, in[0])
+                : sl__memory_scaled(size, in[0] - SL__ELEMENT_OVERHEAD) + SL__ELEMENT_OVERHEAD;
+    return sl__memory_scaled(2, *elem);
+}
+
+static const sl__dataset_ops batch_ops = {"batch", batch_open, batch_cardinality, NULL, NULL,
+                                          0,       NULL,       batch_memory};
 
 /* Largest batch the engine accepts: its pending array is allocated at open. */
 enum { MAX_BATCH = 1 << 24 };

@@ -207,7 +207,15 @@ static int64_t cache_cardinality(const sl_dataset *ds)
     return sl_dataset_cardinality(ds->inputs[0]);
 }
 
-static const sl__dataset_ops cache_ops = {"cache", cache_open, cache_cardinality, NULL, NULL, 0};
+/* A whole pass, when its length is known. */
+static int64_t cache_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
+{
+    *elem = in[0];
+    return sl__memory_scaled(sl_dataset_cardinality(ds->inputs[0]), in[0]);
+}
+
+static const sl__dataset_ops cache_ops = {"cache", cache_open, cache_cardinality, NULL, NULL,
+                                          0,       NULL,       cache_memory};
 
 int sl_dataset_cache(sl_dataset **out, sl_dataset *in)
 {

@@ -580,8 +580,21 @@ static int map_checkpointable(const sl_dataset *ds)
     return !((const map_params *)ds->params)->opts.unordered;
 }
 
+/* Parallel maps hold an input and an output per slot; outputs are taken to be as large as
+ * inputs (a decoding map is larger: its elements are counted where they are buffered). */
+static int64_t map_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
+{
+    const map_params *p = ds->params;
+    *elem = in[0];
+    const int parallel = p->opts.parallel == SL_PARALLEL_AUTO ? threads : p->opts.parallel;
+    if (parallel <= 1 && !p->opts.unordered)
+        return 0;
+    return sl__memory_scaled(2 * SL_MAX(parallel * SLOTS_PER_THREAD, MIN_SLOTS), in[0]);
+}
+
 static const sl__dataset_ops map_ops = {
-    "map", map_open, map_cardinality, map_free, map_random_access, 0, map_checkpointable};
+    "map", map_open,           map_cardinality, map_free, map_random_access,
+    0,     map_checkpointable, map_memory};
 
 static void format_parallel(char *buf, size_t cap, const sl_map_options *o)
 {

@@ -185,7 +185,16 @@ static int64_t mix_cardinality(const sl_dataset *ds)
     return total;
 }
 
-static const sl__dataset_ops mix_ops = {"mix", mix_open, mix_cardinality, NULL, NULL, 1};
+static int64_t mix_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
+{
+    *elem = 0;
+    for (int k = 0; k < ((const mix_params *)ds->params)->n; k++)
+        *elem = in[k] < 0 || *elem < 0 ? -1 : SL_MAX(*elem, in[k]);
+    return 0;
+}
+
+static const sl__dataset_ops mix_ops = {"mix", mix_open, mix_cardinality, NULL, NULL,
+                                        1,     NULL,     mix_memory};
 
 /* "[<pipeline>, <pipeline>]" of the inputs, for the canonical text. */
 static void print_inputs(sl_dataset *const *inputs, int n, char *buf, size_t cap)

@@ -228,7 +228,15 @@ static int64_t prefetch_cardinality(const sl_dataset *ds)
     return sl_dataset_cardinality(ds->inputs[0]);
 }
 
-static const sl__dataset_ops prefetch_ops = {"prefetch", prefetch_open, prefetch_cardinality, NULL};
+static int64_t prefetch_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
+{
+    const int64_t want = *(const int64_t *)ds->params;
+    *elem = in[0];
+    return sl__memory_scaled(want == SL_PARALLEL_AUTO ? SL_MAX(threads, AUTO_MIN) : want, in[0]);
+}
+
+static const sl__dataset_ops prefetch_ops = {
+    "prefetch", prefetch_open, prefetch_cardinality, NULL, NULL, 0, NULL, prefetch_memory};
 
 enum { MAX_PREFETCH = 1 << 20 };
 

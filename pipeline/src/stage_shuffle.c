@@ -181,8 +181,15 @@ static int shuffle_checkpointable(const sl_dataset *ds)
     return sl__dataset_random_access(ds->inputs[0]) && sl_dataset_cardinality(ds->inputs[0]) >= 0;
 }
 
+static int64_t shuffle_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
+{
+    *elem = in[0];
+    return sl__memory_scaled(((const shuffle_params *)ds->params)->buffer, in[0]);
+}
+
 static const sl__dataset_ops shuffle_ops = {
-    "shuffle", shuffle_open, shuffle_cardinality, NULL, NULL, 0, shuffle_checkpointable};
+    "shuffle", shuffle_open,           shuffle_cardinality, NULL, NULL,
+    0,         shuffle_checkpointable, shuffle_memory};
 
 /* The buffer array is allocated at open; larger buffers belong in global_shuffle. */
 enum { MAX_SHUFFLE_BUFFER = 1 << 26 };

@@ -147,7 +147,14 @@ static int zip_random_access(const sl_dataset *ds)
     return sl__dataset_random_access(ds->inputs[0]) && sl__dataset_random_access(ds->inputs[1]);
 }
 
-static const sl__dataset_ops zip_ops = {"zip", zip_open, zip_cardinality, NULL, zip_random_access};
+static int64_t zip_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
+{
+    *elem = in[0] < 0 || in[1] < 0 ? -1 : in[0] + in[1];
+    return 0;
+}
+
+static const sl__dataset_ops zip_ops = {"zip", zip_open, zip_cardinality, NULL, zip_random_access,
+                                        0,     NULL,     zip_memory};
 
 int sl_dataset_zip(sl_dataset **out, sl_dataset *a, sl_dataset *b)
 {

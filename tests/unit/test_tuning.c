@@ -104,11 +104,33 @@ static void test_retuning_mid_stream_keeps_the_output(void **state)
     sl_dataset_release(ds);
 }
 
+/* Buffers beyond the budget fail at open, naming the largest holder and its bytes; the same
+ * pipeline opens under a larger budget. */
+static void test_memory_budget_is_checked_at_open(void **state)
+{
+    /* a batch of 1000 int64 is 8000 + 64 bytes; 10000 of them in the shuffle: 80.6 MB */
+    sl_dataset *ds = build("range(100000000) | batch(1000) | shuffle(10000) | prefetch(2)");
+    sl_iter *it;
+    assert_int_equal(sl_iter_open(&it, ds, &(sl_iter_options){.memory_bytes = 50000000}),
+                     SL_ERR_BUDGET);
+    const char *msg = sl_iter_errmsg(it);
+    if (!strstr(msg, "shuffle(10000) needs 80.6 MB"))
+        fail_msg("unexpected message: %s", msg);
+    sl_iter_close(it);
+    assert_int_equal(sl_iter_open(&it, ds, &(sl_iter_options){.memory_bytes = 100000000}), 0);
+    sl_element e;
+    assert_int_equal(sl_iter_next(it, &e), 0);
+    sl_element_release(&e);
+    sl_iter_close(it);
+    sl_dataset_release(ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counters_count_each_stage),
         cmocka_unit_test(test_retuning_mid_stream_keeps_the_output),
+        cmocka_unit_test(test_memory_budget_is_checked_at_open),
     };
     return cmocka_run_group_tests(tests, sl_test_leak_setup, sl_test_leak_teardown);
 }
