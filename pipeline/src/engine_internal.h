@@ -31,6 +31,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "core_internal.h"
 #include "sluice/pipeline.h"
@@ -170,6 +171,19 @@ void sl__ctx_free_caches(sl__ctx *ctx);
 int sl__dataset_create(sl_dataset **out, const sl__dataset_ops *ops, sl_dataset *const *inputs,
                        int ninputs, void *params, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+
+/* Moves src's tensors into dst (empty) and leaves src empty, touching only the used entries
+ * (an sl_element is 1.5 KB; most hold one or two tensors). */
+static inline void sl__element_move(sl_element *dst, sl_element *src)
+{
+    const int n = src->count;
+    memcpy(dst->names, src->names, (size_t)n * sizeof src->names[0]);
+    memcpy(dst->tensors, src->tensors, (size_t)n * sizeof src->tensors[0]);
+    dst->count = n;
+    memset(src->names, 0, (size_t)n * sizeof src->names[0]);
+    memset(src->tensors, 0, (size_t)n * sizeof src->tensors[0]);
+    src->count = 0;
+}
 
 /* Opens `ds` as a stage for the given epoch (recursively opening its inputs), fresh when st
  * is NULL, else at the checkpointed state read from st (a corrupt or foreign state fails with

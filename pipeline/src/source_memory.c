@@ -13,9 +13,16 @@ typedef struct range_params {
     int64_t start, stop, step;
 } range_params;
 
+/* range hands out views into chunks of RANGE_CHUNK values: one buffer allocation per chunk
+ * instead of one per element (an aligned malloc and free cost about 900 instructions, more than
+ * the rest of the per-element path). An element pins its chunk (576 bytes) until released. */
+enum { RANGE_CHUNK = 64 };
+
 typedef struct range_stage {
     sl__stage base;
     int64_t next;
+    sl_buffer *chunk; /* values next, next + step, ... still to hand out; NULL when used up */
+    int used, filled; /* values of chunk handed out / written */
 } range_stage;
 
 static int64_t range_count(const range_params *p)
@@ -33,10 +40,26 @@ static int range_next(sl__stage *s, sl_element *out)
     const range_params *p = s->ds->params;
     if (p->step > 0 ? r->next >= p->stop : r->next <= p->stop)
         return SL_EOF;
+    if (r->used == r->filled) {
+        sl_buffer_release(r->chunk);
+        r->chunk = NULL;
+        r->used = r->filled = 0;
+        const range_params rest = {r->next, p->stop, p->step};
+        const int64_t left = range_count(&rest);
+        const int n = left < RANGE_CHUNK ? (int)left : RANGE_CHUNK;
+        if (sl_buffer_create(&r->chunk, (size_t)n * sizeof(int64_t)))
+            return sl__stage_fail(s, SL_ERR_NOMEM, "element %lld", (long long)r->next);
+        int64_t *v = sl_buffer_data(r->chunk);
+        for (int k = 0; k < n; k++) /* in range by construction: no overflow */
+            v[k] = (int64_t)((uint64_t)r->next + (uint64_t)k * (uint64_t)p->step);
+        r->filled = n;
+    }
     sl_tensor t;
-    if (sl_tensor_alloc(&t, SL_DTYPE_I64, 0, NULL))
-        return sl__stage_fail(s, SL_ERR_NOMEM, "element %lld", (long long)r->next);
-    *(int64_t *)t.data = r->next;
+    const int rc =
+        sl_tensor_view(&t, SL_DTYPE_I64, 0, NULL, r->chunk, (size_t)r->used * sizeof(int64_t));
+    if (rc)
+        return sl__stage_fail(s, rc, "element %lld", (long long)r->next);
+    r->used++;
     sl_element_push(out, "value", &t);
     /* Saturate instead of overflowing past INT64_MAX: the bound check above ends the stream. */
     r->next = __builtin_add_overflow(r->next, p->step, &r->next)
@@ -47,6 +70,12 @@ static int range_next(sl__stage *s, sl_element *out)
 
 static void plain_close(sl__stage *s)
 {
+    sl_free(s);
+}
+
+static void range_close(sl__stage *s)
+{
+    sl_buffer_release(((range_stage *)s)->chunk);
     sl_free(s);
 }
 
@@ -78,11 +107,13 @@ static int range_seek(sl__stage *s, uint64_t pos)
     const range_params *p = s->ds->params;
     if (pos > (uint64_t)range_count(p))
         return sl__stage_fail(s, SL_ERR_RANGE, "seeking to element %llu", (unsigned long long)pos);
-    ((range_stage *)s)->next = (int64_t)((uint64_t)p->start + pos * (uint64_t)p->step);
+    range_stage *r = (range_stage *)s;
+    r->next = (int64_t)((uint64_t)p->start + pos * (uint64_t)p->step);
+    r->used = r->filled; /* the chunk held other values: refill at the next `next` */
     return 0;
 }
 
-static const sl__stage_ops range_stage_ops = {range_next, NULL,       plain_close,
+static const sl__stage_ops range_stage_ops = {range_next, NULL,       range_close,
                                               range_get,  range_save, range_seek};
 
 static int range_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,

@@ -67,8 +67,9 @@ static int same_layout(batch_stage *b, const sl_element *first, const sl_element
                               (unsigned long long)b->index, e->count, first->count);
     for (int k = 0; k < e->count; k++) {
         const sl_tensor *a = &first->tensors[k], *t = &e->tensors[k];
-        int same =
-            strcmp(first->names[k], e->names[k]) == 0 && a->dtype == t->dtype && a->rank == t->rank;
+        /* Names are usually the same static string: compare pointers before bytes. */
+        int same = (first->names[k] == e->names[k] || strcmp(first->names[k], e->names[k]) == 0) &&
+                   a->dtype == t->dtype && a->rank == t->rank;
         const int padded = ((const batch_params *)b->base.ds->params)->padded;
         for (int d = 0; same && !padded && d < a->rank; d++)
             same = a->shape[d] == t->shape[d];
