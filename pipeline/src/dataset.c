@@ -103,6 +103,30 @@ int sl__stage_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state
     return rc;
 }
 
+int sl__stage_open_at(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, uint64_t pos,
+                      sl__stage **out)
+{
+    SL_TRY(sl__stage_open(ds, ctx, epoch, NULL, out));
+    int rc = 0;
+    if (pos > 0 && sl__dataset_random_access(ds)) {
+        rc = sl__stage_seek(*out, pos);
+    } else {
+        for (uint64_t i = 0; i < pos && rc == 0; i++) {
+            sl_element e;
+            memset(&e, 0, sizeof e);
+            rc = sl__stage_next(*out, &e);
+            sl_element_release(&e);
+        }
+        if (rc == SL_EOF)
+            rc = SL_ERR_CORRUPT; /* a checkpoint's position past the input's end */
+    }
+    if (rc) {
+        sl__stage_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int sl__stage_next_timed(sl__stage *s, sl_element *out)
 {
     sl__node_stats *st = s->stats;

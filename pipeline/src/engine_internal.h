@@ -165,6 +165,11 @@ struct sl__ctx {
  * repeat() opens for every epoch. Freed when the iterator closes. */
 typedef struct sl__cache_store sl__cache_store;
 void sl__ctx_free_caches(sl__ctx *ctx);
+/* The epoch at which cache node ds reads its input (so that every pass it makes, including one
+ * after a restore, has the order of the first): the first caller's `epoch`, or `epoch` when
+ * set. */
+int sl__ctx_cache_epoch(sl__ctx *ctx, const sl_dataset *ds, uint64_t epoch, int set,
+                        uint64_t *fill_epoch);
 
 /* Allocates a node with the given inputs (retained) and params (owned from now on, also on
  * failure). text is printf-style. */
@@ -190,6 +195,10 @@ static inline void sl__element_move(sl_element *dst, sl_element *src)
  * SL_ERR_CORRUPT). */
 int sl__stage_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
                    sl__stage **out);
+/* Opens ds fresh and moves it to element pos: by seeking when it has random access, else by
+ * reading and dropping pos elements (a cache restored without its contents). */
+int sl__stage_open_at(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, uint64_t pos,
+                      sl__stage **out);
 /* Writes s's state (a marker of its kind, then ops->save); SL_ERR_NOT_CHECKPOINTABLE naming
  * the first stage that cannot. */
 int sl__stage_save(sl__stage *s, sl__state_writer *w);

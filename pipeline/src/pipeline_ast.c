@@ -71,6 +71,121 @@ const sl_ast_pipeline *sl_ast_root(const sl_ast *ast)
     return ast ? &ast->root : NULL;
 }
 
+/* ---- copying with placeholders bound --------------------------------------------------- */
+
+typedef struct binder {
+    sl_ast *ast;
+    sl__ast_bind_fn bind; /* NULL: placeholders are copied as they are */
+    void *user;
+    const char *scope; /* a call whose first argument binds its own placeholders, or NULL */
+} binder;
+
+static int copy_value(binder *b, const sl_ast_value *src, sl_ast_value *dst);
+
+static int copy_bytes(binder *b, const char *src, size_t len, const char **out)
+{
+    char *s = sl__ast_alloc(b->ast, len + 1);
+    if (!s)
+        return SL_ERR_NOMEM;
+    if (len)
+        memcpy(s, src, len);
+    s[len] = '\0';
+    *out = s;
+    return 0;
+}
+
+static int copy_call(binder *b, const sl_ast_call *src, sl_ast_call *dst)
+{
+    *dst = *src;
+    SL_TRY(copy_bytes(b, src->name, strlen(src->name), &dst->name));
+    sl_ast_value *args = src->nargs ? sl__ast_alloc(b->ast, src->nargs * sizeof *args) : NULL;
+    sl_ast_arg *named = src->nnamed ? sl__ast_alloc(b->ast, src->nnamed * sizeof *named) : NULL;
+    if ((src->nargs && !args) || (src->nnamed && !named))
+        return SL_ERR_NOMEM;
+    /* A nested scope (interleave inside an inner pipeline) keeps its placeholders for its own
+     * elements: its first argument, given by position or as inner=, is copied unbound. */
+    const bool scoped = b->bind && b->scope && !strcmp(src->name, b->scope);
+    binder plain = {b->ast, NULL, NULL, NULL};
+    for (size_t i = 0; i < src->nargs; i++)
+        SL_TRY(copy_value(scoped && i == 0 ? &plain : b, &src->args[i], &args[i]));
+    for (size_t i = 0; i < src->nnamed; i++) {
+        named[i] = src->named[i];
+        SL_TRY(copy_bytes(b, src->named[i].key, strlen(src->named[i].key), &named[i].key));
+        const bool inner = scoped && src->nargs == 0 && !strcmp(src->named[i].key, "inner");
+        SL_TRY(copy_value(inner ? &plain : b, &src->named[i].value, &named[i].value));
+    }
+    dst->args = args;
+    dst->named = named;
+    return 0;
+}
+
+static int copy_pipeline(binder *b, const sl_ast_pipeline *src, sl_ast_pipeline *dst)
+{
+    *dst = *src;
+    sl_ast_stage *stages = sl__ast_alloc(b->ast, SL_MAX(src->nstages, 1) * sizeof *stages);
+    if (!stages)
+        return SL_ERR_NOMEM;
+    for (size_t i = 0; i < src->nstages; i++)
+        SL_TRY(copy_call(b, &src->stages[i], &stages[i]));
+    dst->stages = stages;
+    return 0;
+}
+
+static int copy_value(binder *b, const sl_ast_value *src, sl_ast_value *dst)
+{
+    *dst = *src;
+    switch (src->kind) {
+    case SL_AST_STRING:
+        return copy_bytes(b, src->as.str.data, src->as.str.len, &dst->as.str.data);
+    case SL_AST_IDENT:
+    case SL_AST_CALL:
+        return copy_call(b, &src->as.call, &dst->as.call);
+    case SL_AST_LIST: {
+        sl_ast_value *items =
+            src->as.list.count ? sl__ast_alloc(b->ast, src->as.list.count * sizeof *items) : NULL;
+        if (src->as.list.count && !items)
+            return SL_ERR_NOMEM;
+        for (size_t i = 0; i < src->as.list.count; i++)
+            SL_TRY(copy_value(b, &src->as.list.items[i], &items[i]));
+        dst->as.list.items = items;
+        return 0;
+    }
+    case SL_AST_PIPELINE:
+        return copy_pipeline(b, &src->as.pipeline, &dst->as.pipeline);
+    case SL_AST_PLACEHOLDER: {
+        if (!b->bind)
+            return copy_bytes(b, src->as.placeholder, strlen(src->as.placeholder),
+                              &dst->as.placeholder);
+        sl_ast_value bound;
+        memset(&bound, 0, sizeof bound);
+        SL_TRY(b->bind(b->user, src, &bound));
+        bound.span = src->span;
+        /* The bound value may point into the caller's memory: copy it, binding nothing more. */
+        binder plain = {b->ast, NULL, NULL, NULL};
+        return copy_value(&plain, &bound, dst);
+    }
+    default:
+        return 0;
+    }
+}
+
+int sl__ast_bind(const sl_ast_pipeline *src, sl__ast_bind_fn bind, void *user, const char *scope,
+                 sl_ast **out)
+{
+    *out = NULL;
+    sl_ast *ast = sl_calloc(1, sizeof *ast);
+    if (!ast)
+        return SL_ERR_NOMEM;
+    binder b = {ast, bind, user, scope};
+    const int rc = copy_pipeline(&b, src, &ast->root);
+    if (rc) {
+        sl_ast_free(ast);
+        return rc;
+    }
+    *out = ast;
+    return 0;
+}
+
 /* ---- names, keywords, keys ---------------------------------------------------------------- */
 
 sl__keyword sl__ast_keyword(const char *s, size_t n)
@@ -217,6 +332,8 @@ const char *sl_ast_kind_name(sl_ast_kind kind)
         return "call";
     case SL_AST_PIPELINE:
         return "pipeline";
+    case SL_AST_PLACEHOLDER:
+        return "placeholder";
     }
     return "invalid";
 }
@@ -285,6 +402,8 @@ int sl_ast_value_equal(const sl_ast_value *a, const sl_ast_value *b)
         return 1;
     case SL_AST_PIPELINE:
         return sl_ast_pipeline_equal(&a->as.pipeline, &b->as.pipeline);
+    case SL_AST_PLACEHOLDER:
+        return names_equal(a->as.placeholder, b->as.placeholder);
     }
     return 0;
 }
@@ -374,9 +493,9 @@ static const char *with_article(sl_ast_kind kind)
     default:
         break;
     }
-    static const char *const a[] = {"", "",       "a float", "a string", "a boolean",
-                                    "", "a name", "a list",  "a call",   "a pipeline"};
-    return kind >= SL_AST_FLOAT && kind <= SL_AST_PIPELINE ? a[kind] : "a value";
+    static const char *const a[] = {"",       "",       "a float", "a string",   "a boolean",    "",
+                                    "a name", "a list", "a call",  "a pipeline", "a placeholder"};
+    return kind >= SL_AST_FLOAT && kind <= SL_AST_PLACEHOLDER ? a[kind] : "a value";
 }
 
 enum { SNIPPET_MAX = 40 };

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "pipeline_text_internal.h"
 #include "sluice/alloc.h"
 #include "sluice/pipeline_build.h"
 
@@ -353,10 +354,20 @@ static int b_padded_batch(build_ctx *b, const sl_ast_call *c, sl_dataset *in, sl
     return rc ? stage_error(b, c, rc, "batch_size must be 1 to 16777216") : 0;
 }
 
+/* cache (in memory) or cache("path") (a file, kept across runs) */
 static int b_cache(build_ctx *b, const sl_ast_call *c, sl_dataset *in, sl_dataset **out)
 {
-    SL_TRY(check(b, c, 0, NULL, 0));
-    return sl_dataset_cache(out, in);
+    static const char *const keys[] = {"filename"};
+    SL_TRY(check(b, c, 1, keys, 1));
+    const sl_ast_value *v;
+    SL_TRY(sl_ast_call_arg(c, 0, "filename", false, &v, b->err, b->errcap));
+    if (!v)
+        return sl_dataset_cache(out, in);
+    const char *path;
+    size_t len;
+    SL_TRY(sl_ast_value_get_string(v, "cache: filename", &path, &len, b->err, b->errcap));
+    const int rc = strlen(path) == len ? sl_dataset_cache_file(out, in, path) : SL_ERR_INVAL;
+    return rc ? stage_error(b, c, rc, "filename must be a non-empty path without NUL bytes") : 0;
 }
 
 static int b_unbatch(build_ctx *b, const sl_ast_call *c, sl_dataset *in, sl_dataset **out)
@@ -587,6 +598,181 @@ static int b_zip(build_ctx *b, const sl_ast_call *c, sl_dataset *in, sl_dataset 
     return rc ? stage_error(b, c, rc, "cannot build") : 0;
 }
 
+/* files("pattern", ...): the matching file names as {"path": bytes}. */
+static int b_file_list(build_ctx *b, const sl_ast_call *c, sl_dataset *in, sl_dataset **out)
+{
+    SL_TRY(no_input(b, c, in));
+    SL_TRY(check(b, c, SIZE_MAX, NULL, 0));
+    if (c->nargs == 0)
+        return sl_ast_error(b->err, b->errcap, SL_ERR_SYNTAX, c->span,
+                            "files: expected file names or glob patterns");
+    const char **patterns = sl_calloc(c->nargs, sizeof *patterns);
+    if (!patterns)
+        return SL_ERR_NOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < c->nargs && rc == 0; i++) {
+        size_t len;
+        rc = sl_ast_value_get_string(&c->args[i], "files", &patterns[i], &len, b->err, b->errcap);
+    }
+    if (rc == 0) {
+        char why[SL_ERRMSG_CAP] = "";
+        if ((rc = sl_dataset_file_list(out, patterns, c->nargs, why, sizeof why)) != 0)
+            sl_ast_error(b->err, b->errcap, rc, c->span, "files: %s",
+                         why[0] ? why : sl_strerror(rc));
+    }
+    sl_free(patterns);
+    return rc;
+}
+
+/* interleave(INNER, cycle_length=N, block_length=M, parallel=P|auto, ordered=B): INNER is a
+ * pipeline whose placeholders ($path) stand for tensors of the outer element. It is built anew
+ * for every outer element, from the interleave node's own copy of the inner tree and of the
+ * registry (the caller's may be gone by then). */
+typedef struct inner_recipe {
+    sl_ast *ast;      /* the inner pipeline, placeholders unbound */
+    sl_registry *reg; /* a copy of the builder's registry, or NULL */
+} inner_recipe;
+
+static void inner_recipe_free(void *user)
+{
+    inner_recipe *r = user;
+    if (!r)
+        return;
+    sl_ast_free(r->ast);
+    sl_registry_free(r->reg);
+    sl_free(r);
+}
+
+static int registry_copy(const sl_registry *r, sl_registry **out)
+{
+    *out = NULL;
+    if (!r)
+        return 0;
+    SL_TRY(sl_registry_create(out));
+    for (size_t i = 0; i < r->count; i++) {
+        const entry *e = &r->items[i];
+        const int rc = sl_registry_add(*out, e->name, e->factory, e->user, e->summary);
+        if (rc) {
+            sl_registry_free(*out);
+            *out = NULL;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+typedef struct binding {
+    const sl_element *outer;
+    char *err;
+    size_t errcap;
+} binding;
+
+/* $name: the outer element's tensor `name` as a literal: a byte string as a string, an integer
+ * scalar as an integer, a float scalar as a float. */
+static int bind_tensor(void *user, const sl_ast_value *ph, sl_ast_value *out)
+{
+    const binding *bd = user;
+    const char *name = ph->as.placeholder;
+    const sl_tensor *t = sl_element_get(bd->outer, name);
+    if (!t) {
+        char have[SL_ERRMSG_CAP / 2] = "";
+        size_t at = 0;
+        for (int k = 0; k < bd->outer->count && at < sizeof have; k++)
+            at += (size_t)snprintf(have + at, sizeof have - at, "%s%s", k ? ", " : "",
+                                   bd->outer->names[k]);
+        return sl_ast_error(bd->err, bd->errcap, SL_ERR_NOT_FOUND, ph->span,
+                            "$%s: the outer element has no tensor \"%s\" (it has %s)", name, name,
+                            have[0] ? have : "none");
+    }
+    if (t->dtype == SL_DTYPE_BYTES && t->rank == 1) {
+        out->kind = SL_AST_STRING;
+        out->as.str.data = t->data;
+        out->as.str.len = sl_tensor_nbytes(t);
+    } else if (t->rank == 0 && sl_dtype_is_float(t->dtype)) {
+        out->kind = SL_AST_FLOAT;
+        out->as.f = sl_dtype_load_f64(t->dtype, t->data);
+    } else if (t->rank == 0 && t->dtype != SL_DTYPE_BYTES && t->dtype != SL_DTYPE_INVALID) {
+        out->kind = SL_AST_INT;
+        out->as.i = sl_dtype_load_i64(t->dtype, t->data);
+    } else {
+        char type[64];
+        sl_tensor_format_type(t, type, sizeof type);
+        return sl_ast_error(bd->err, bd->errcap, SL_ERR_TYPE, ph->span,
+                            "$%s: tensor \"%s\" is %s; only scalars and byte strings can stand "
+                            "in the text",
+                            name, name, type);
+    }
+    return 0;
+}
+
+static int build_stages(build_ctx *b, const sl_ast_stage *st, size_t n, sl_dataset **out);
+
+static int make_inner(void *user, const sl_element *outer, sl_dataset **inner, char *err,
+                      size_t errcap)
+{
+    const inner_recipe *r = user;
+    binding bd = {outer, err, errcap};
+    sl_ast *bound;
+    SL_TRY(sl__ast_bind(sl_ast_root(r->ast), bind_tensor, &bd, "interleave", &bound));
+    build_ctx b = {r->reg, err, errcap};
+    const sl_ast_pipeline *p = sl_ast_root(bound);
+    const int rc = build_stages(&b, p->stages, p->nstages, inner);
+    sl_ast_free(bound);
+    return rc;
+}
+
+static int stage_known(const char *name, int *source);
+
+static int b_interleave(build_ctx *b, const sl_ast_call *c, sl_dataset *in, sl_dataset **out)
+{
+    static const char *const keys[] = {"inner", "cycle_length", "block_length", "parallel",
+                                       "ordered"};
+    SL_TRY(check(b, c, 3, keys, 5));
+    const sl_ast_value *v;
+    sl_ast_pipeline inner;
+    SL_TRY(sl_ast_call_arg(c, 0, "inner", true, &v, b->err, b->errcap));
+    SL_TRY(sl_ast_value_get_pipeline(v, "interleave: inner", &inner, b->err, b->errcap));
+    int64_t cycle = 1, block = 1, parallel = 1;
+    int ordered = 1;
+    SL_TRY(get_int(b, c, 1, "cycle_length", false, &cycle));
+    SL_TRY(get_int(b, c, 2, "block_length", false, &block));
+    SL_TRY(get_int_or_auto(b, c, SL_AST_NO_INDEX, "parallel", false, &parallel));
+    SL_TRY(get_bool(b, c, SL_AST_NO_INDEX, "ordered", &ordered));
+    if (cycle < 1 || cycle > 1024 || block < 1 ||
+        (parallel != SL_PARALLEL_AUTO && (parallel < 1 || parallel > 1024)))
+        return sl_ast_error(b->err, b->errcap, SL_ERR_INVAL, c->span,
+                            "interleave: need cycle_length 1 to 1024, block_length >= 1 and "
+                            "parallel auto or 1 to 1024");
+    /* What can be checked before any outer element exists: the inner stages' names. */
+    for (size_t i = 0; i < inner.nstages; i++) {
+        int source;
+        if (!stage_known(inner.stages[i].name, &source))
+            return sl_ast_error(b->err, b->errcap, SL_ERR_NOT_FOUND, inner.stages[i].span,
+                                "interleave: no stage called \"%s\"", inner.stages[i].name);
+        if (i == 0 && !source)
+            return sl_ast_error(b->err, b->errcap, SL_ERR_SYNTAX, inner.stages[i].span,
+                                "interleave: the inner pipeline must start with a source");
+        if (i > 0 && source)
+            return sl_ast_error(b->err, b->errcap, SL_ERR_SYNTAX, inner.stages[i].span,
+                                "interleave: %s: a source must come first", inner.stages[i].name);
+    }
+    inner_recipe *r = sl_calloc(1, sizeof *r);
+    if (!r)
+        return SL_ERR_NOMEM;
+    int rc = sl__ast_bind(&inner, NULL, NULL, NULL, &r->ast);
+    if (rc == 0)
+        rc = registry_copy(b->reg, &r->reg);
+    if (rc) {
+        inner_recipe_free(r);
+        return rc;
+    }
+    char name[SL__TEXT_CAP];
+    sl_ast_pipeline_print(&inner, name, sizeof name);
+    const sl_interleave_options o = {cycle, block, (int)parallel, !ordered, inner_recipe_free};
+    rc = sl_dataset_interleave(out, in, make_inner, r, name, &o);
+    return rc ? stage_error(b, c, rc, "cannot build") : 0;
+}
+
 static const struct {
     const char *name;
     int source;
@@ -595,6 +781,7 @@ static const struct {
     {"range", 1, b_range},
     {"records", 1, b_files},
     {"tfrecord", 1, b_files},
+    {"files", 1, b_file_list},
     {"sample_from_datasets", 1, b_sample_from},
     {"choose_from_datasets", 1, b_choose_from},
     {"map", 0, b_map},
@@ -613,7 +800,18 @@ static const struct {
     {"zip", 0, b_zip},
     {"rename", 0, b_rename},
     {"parse_example", 0, b_parse_example},
+    {"interleave", 0, b_interleave},
 };
+
+static int stage_known(const char *name, int *source)
+{
+    for (size_t k = 0; k < SL_ARRAY_LEN(stages); k++)
+        if (!strcmp(stages[k].name, name)) {
+            *source = stages[k].source;
+            return 1;
+        }
+    return 0;
+}
 
 static int build_stages(build_ctx *b, const sl_ast_stage *st, size_t n, sl_dataset **out)
 {
@@ -632,10 +830,11 @@ static int build_stages(build_ctx *b, const sl_ast_stage *st, size_t n, sl_datas
             break;
         }
         if (i == 0 && !stages[k].source) {
-            rc = sl_ast_error(b->err, b->errcap, SL_ERR_SYNTAX, st[i].span,
-                              "%s: a pipeline starts with a source (range, records, tfrecord, "
-                              "sample_from_datasets, choose_from_datasets)",
-                              st[i].name);
+            rc = sl_ast_error(
+                b->err, b->errcap, SL_ERR_SYNTAX, st[i].span,
+                "%s: a pipeline starts with a source (range, records, tfrecord, files, "
+                "sample_from_datasets, choose_from_datasets)",
+                st[i].name);
             break;
         }
         sl_dataset *next = NULL;

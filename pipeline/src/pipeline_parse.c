@@ -45,7 +45,8 @@ typedef enum tok_type {
     T_COMMA,
     T_PIPE,
     T_EQUALS,
-    T_OTHER /* a byte that starts no token */
+    T_PLACEHOLDER, /* '$' name */
+    T_OTHER        /* a byte that starts no token */
 } tok_type;
 
 typedef struct token {
@@ -150,6 +151,9 @@ static const char *describe(const parser *p, const token *t, char *buf, size_t c
         return buf;
     case T_STRING:
         return "a string";
+    case T_PLACEHOLDER:
+        snprintf(buf, cap, "placeholder '%s'", quote(p, t->start, t->end, q, sizeof q));
+        return buf;
     case T_OTHER: {
         const unsigned char c = at(p, t->start);
         if (c >= 0x20 && c < 0x7f)
@@ -440,6 +444,20 @@ static int lex(parser *p, size_t i, token *t)
         return 0;
     case '"':
         return lex_string(p, i, t);
+    case '$': {
+        /* A placeholder is '$' and a name with nothing between; '$' alone starts no token. */
+        if (!sl__ast_name_start(at(p, i + 1)))
+            break;
+        size_t j = i + 2;
+        while (sl__ast_name_char(at(p, j)))
+            j++;
+        if (sl__ast_keyword(p->text + i + 1, j - i - 1) != SL__KW_NONE)
+            return fail(p, i + 1, "keyword '%.*s' cannot name a placeholder", (int)(j - i - 1),
+                        p->text + i + 1);
+        t->type = T_PLACEHOLDER;
+        t->end = j;
+        return 0;
+    }
     default:
         break;
     }
@@ -734,6 +752,13 @@ static int parse_value(parser *p, sl_ast_value *v)
         SL_TRY(copy_string(p, &t, v));
         p->pos = t.end;
         break;
+    case T_PLACEHOLDER: {
+        const token name = {.type = T_NAME, .start = t.start + 1, .end = t.end};
+        SL_TRY(copy_name(p, &name, &v->as.placeholder));
+        v->kind = SL_AST_PLACEHOLDER;
+        p->pos = t.end;
+        break;
+    }
     case T_NAME:
         switch (t.kw) {
         case SL__KW_TRUE:

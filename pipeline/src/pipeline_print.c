@@ -330,6 +330,12 @@ static int print_value(writer *w, const sl_ast_value *v, int depth)
     case SL_AST_PIPELINE:
         /* One stage would read back as a call or a name, not a pipeline. */
         return print_stages(w, &v->as.pipeline, depth, 2);
+    case SL_AST_PLACEHOLDER:
+        if (!sl__ast_name_ok(v->as.placeholder))
+            return SL_ERR_INVAL;
+        put(w, "$", 1);
+        puts_(w, v->as.placeholder);
+        return 0;
     }
     return SL_ERR_INVAL;
 }

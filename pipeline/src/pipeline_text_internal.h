@@ -67,6 +67,16 @@ locale_t sl__ast_c_locale(void);
 /* strtod in the C locale. */
 double sl__ast_strtod(const char *s, char **end);
 
+/* Fills in one placeholder: *out becomes the value it stands for (its strings may point into
+ * the caller's memory; they are copied). Returns 0 or a negative code. */
+typedef int (*sl__ast_bind_fn)(void *user, const sl_ast_value *placeholder, sl_ast_value *out);
+/* A deep copy of src as a new tree (free with sl_ast_free), every placeholder replaced by what
+ * bind gives for it (bind NULL: none), except inside the first argument of a call named
+ * `scope` (may be NULL): a nested interleave binds those to its own elements. Spans are kept.
+ * interleave builds each inner pipeline from one. */
+int sl__ast_bind(const sl_ast_pipeline *src, sl__ast_bind_fn bind, void *user, const char *scope,
+                 sl_ast **out);
+
 /* Writes `pipeline: position <offset+1>: <fmt...>` into err (may be NULL); returns code. */
 int sl__ast_verror(char *err, size_t errcap, int code, size_t offset, const char *fmt, va_list ap);
 

@@ -59,6 +59,34 @@ void sl__ctx_free_caches(sl__ctx *ctx)
     ctx->caches = NULL;
 }
 
+/* The store of node ds, created with fill epoch `epoch` if there is none; ctx->mu held. */
+static sl__cache_store *store_of(sl__ctx *ctx, const sl_dataset *ds, uint64_t epoch)
+{
+    sl__cache_store *store = ctx->caches;
+    while (store && store->ds != ds)
+        store = store->next;
+    if (!store && (store = sl_calloc(1, sizeof *store)) != NULL) {
+        store->ds = ds;
+        store->fill_epoch = epoch;
+        store->next = ctx->caches;
+        ctx->caches = store;
+    }
+    return store;
+}
+
+int sl__ctx_cache_epoch(sl__ctx *ctx, const sl_dataset *ds, uint64_t epoch, int set,
+                        uint64_t *fill_epoch)
+{
+    pthread_mutex_lock(&ctx->mu);
+    sl__cache_store *store = store_of(ctx, ds, epoch);
+    if (store && set)
+        store->fill_epoch = epoch;
+    if (store)
+        *fill_epoch = store->fill_epoch;
+    pthread_mutex_unlock(&ctx->mu);
+    return store ? 0 : SL_ERR_NOMEM;
+}
+
 static int cache_next(sl__stage *s, sl_element *out)
 {
     cache_stage *c = (cache_stage *)s;
@@ -143,21 +171,7 @@ static int cache_restore(cache_stage *c, sl__state_reader *st)
         return st->err;
     if (!replaying)
         return sl__stage_open(ds->inputs[0], c->base.ctx, c->store->fill_epoch, st, &c->input);
-    SL_TRY(sl__stage_open(ds->inputs[0], c->base.ctx, c->store->fill_epoch, NULL, &c->input));
-    if (sl__dataset_random_access(ds->inputs[0]))
-        return sl__stage_seek(c->input, c->pos);
-    for (size_t i = 0; i < c->pos; i++) {
-        sl_element e;
-        memset(&e, 0, sizeof e);
-        const int rc = sl__stage_next(c->input, &e);
-        sl_element_release(&e);
-        if (rc == SL_EOF)
-            return sl__stage_fail(&c->base, SL_ERR_CORRUPT,
-                                  "checkpoint: position %zu is past the input's end", c->pos);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    return sl__stage_open_at(ds->inputs[0], c->base.ctx, c->store->fill_epoch, c->pos, &c->input);
 }
 
 static int cache_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
@@ -168,15 +182,7 @@ static int cache_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__st
         return SL_ERR_NOMEM;
     c->base = (sl__stage){&cache_stage_ops, ctx, ds, epoch};
     pthread_mutex_lock(&ctx->mu);
-    sl__cache_store *store = ctx->caches;
-    while (store && store->ds != ds)
-        store = store->next;
-    if (!store && (store = sl_calloc(1, sizeof *store)) != NULL) {
-        store->ds = ds;
-        store->fill_epoch = epoch;
-        store->next = ctx->caches;
-        ctx->caches = store;
-    }
+    sl__cache_store *store = store_of(ctx, ds, epoch);
     int replay = 0;
     if (store && !st) {
         replay = store->complete;

@@ -1490,6 +1490,10 @@ static void noisy_value(gen *g, out *o, const sl_ast_value *v)
     case SL_AST_PIPELINE:
         noisy_stages(g, o, &v->as.pipeline);
         break;
+    case SL_AST_PLACEHOLDER:
+        out_str(o, "$");
+        out_str(o, v->as.placeholder);
+        break;
     }
 }
 

@@ -180,6 +180,11 @@ int sl_dataset_rename(sl_dataset **out, sl_dataset *in, const char *const *from,
  * replays it in later epochs (under repeat) without reading `in` again. A pass that stops
  * early keeps nothing. The memory is the iterator's until it closes. */
 int sl_dataset_cache(sl_dataset **out, sl_dataset *in);
+/* cache to a file: the first complete pass is written to a sluice file at `path` (published
+ * atomically when the pass ends; a pass that stops early leaves no file), and every later
+ * pass, in this iterator or any later one, reads the file instead of `in`. An existing file at
+ * `path` is used as it is: delete it when the input changes. */
+int sl_dataset_cache_file(sl_dataset **out, sl_dataset *in, const char *path);
 
 /* Elements of a and b side by side (a's tensors, then b's), until the shorter input ends. A
  * tensor name found in both is an error naming it. Random access when both have it. */
@@ -198,6 +203,47 @@ int sl_dataset_global_shuffle(sl_dataset **out, sl_dataset *in, uint64_t seed,
  * and bytes are views of the record. On a bad schema err gets a one-line reason. */
 int sl_dataset_parse_example(sl_dataset **out, sl_dataset *in, const char *schema_text, char *err,
                              size_t errcap);
+
+/* ---- interleave --------------------------------------------------------------------------- */
+
+/* Builds the inner dataset for one element of interleave's input (e.g. records over the file
+ * the element names): *inner gets a new reference, which interleave releases. Returns 0 or an
+ * error, with a one-line reason in err. Called on the thread that calls sl_iter_next (and again
+ * for the open inner datasets when restoring), never concurrently for one iterator; it must give
+ * the same dataset for the same element every time. */
+typedef int (*sl_interleave_fn)(void *user, const sl_element *outer, sl_dataset **inner, char *err,
+                                size_t errcap);
+
+typedef struct sl_interleave_options {
+    int64_t cycle_length; /* inner datasets open at once (1 to 1024; 0 means 1) */
+    int64_t block_length; /* consecutive elements from each before moving on (0 means 1) */
+    /* 1 (default, and 0): inner streams are read on the calling thread. N > 1 or
+     * SL_PARALLEL_AUTO (the CPU budget): min(N, cycle_length) threads read the open inner
+     * streams ahead, each serving a fixed share of the cycle; the output is unchanged. */
+    int parallel;
+    /* 1: take from any inner stream that has an element ready (needs parallel > 1 to matter;
+     * not checkpointable) */
+    int unordered;
+    void (*free_user)(void *user); /* runs when the dataset goes, or at once when creation fails */
+} sl_interleave_options;
+
+/* For each element of `in`, make_inner builds an inner dataset; the output interleaves up to
+ * cycle_length inner streams, block_length elements from each in turn, in tf.data's
+ * deterministic order: a slot whose stream ends takes the next input element when the round
+ * robin next reaches it. name is the canonical text of the inner pipeline (for messages).
+ * Checkpoints save every open slot's input element position and inner state; restoring
+ * rebuilds the inner datasets by pulling those elements again from `in` restored to earlier
+ * states, reading no inner element before its saved position. With SL_ON_ERROR_SKIP an element
+ * whose inner dataset cannot be built is dropped and counted. */
+int sl_dataset_interleave(sl_dataset **out, sl_dataset *in, sl_interleave_fn make_inner, void *user,
+                          const char *name, const sl_interleave_options *opts);
+
+/* The files matching each pattern (glob(3), sorted within a pattern, in pattern order; a pattern
+ * that matches nothing is an error naming it) as elements {"path": bytes}, nothing opened: the
+ * input of interleave(records($path), ...). Random access, known cardinality. On failure err (may
+ * be NULL) gets a one-line reason. */
+int sl_dataset_file_list(sl_dataset **out, const char *const *patterns, size_t n, char *err,
+                         size_t errcap);
 
 /* ---- iterators ---------------------------------------------------------------------------- */
 

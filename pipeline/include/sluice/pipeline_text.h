@@ -54,15 +54,16 @@ enum {
 };
 
 typedef enum sl_ast_kind {
-    SL_AST_INT = 1, /* as.i */
-    SL_AST_FLOAT,   /* as.f */
-    SL_AST_STRING,  /* as.str */
-    SL_AST_BOOL,    /* as.b */
-    SL_AST_AUTO,    /* the word `auto`; no payload */
-    SL_AST_IDENT,   /* as.call: a bare name, with no arguments (see sl_ast_value) */
-    SL_AST_LIST,    /* as.list */
-    SL_AST_CALL,    /* as.call: name(args) */
-    SL_AST_PIPELINE /* as.pipeline: stage | stage ..., at least two stages */
+    SL_AST_INT = 1,    /* as.i */
+    SL_AST_FLOAT,      /* as.f */
+    SL_AST_STRING,     /* as.str */
+    SL_AST_BOOL,       /* as.b */
+    SL_AST_AUTO,       /* the word `auto`; no payload */
+    SL_AST_IDENT,      /* as.call: a bare name, with no arguments (see sl_ast_value) */
+    SL_AST_LIST,       /* as.list */
+    SL_AST_CALL,       /* as.call: name(args) */
+    SL_AST_PIPELINE,   /* as.pipeline: stage | stage ..., at least two stages */
+    SL_AST_PLACEHOLDER /* as.placeholder: `$name`, a value interleave fills in (GRAMMAR.md) */
 } sl_ast_kind;
 
 /* Bytes [offset, offset + length) of the parsed text. Zero in hand-built trees. */
@@ -113,6 +114,7 @@ struct sl_ast_value {
          * function either by name (`flip`) or by call (`crop(224)`) reads as.call for both. */
         sl_ast_call call;
         sl_ast_pipeline pipeline;
+        const char *placeholder; /* the name after '$' (NUL-terminated, a valid name) */
     } as;
 };
 
@@ -217,8 +219,8 @@ int sl_ast_value_get_call(const sl_ast_value *v, const char *what, const sl_ast_
 int sl_ast_value_get_pipeline(const sl_ast_value *v, const char *what, sl_ast_pipeline *out,
                               char *err, size_t errcap);
 
-/* "integer", "float", "string", "boolean", "auto", "name", "list", "call", "pipeline";
- * "invalid" for anything else. */
+/* "integer", "float", "string", "boolean", "auto", "name", "list", "call", "pipeline",
+ * "placeholder"; "invalid" for anything else. */
 const char *sl_ast_kind_name(sl_ast_kind kind);
 
 /* Writes `pipeline: position N: <formatted>` (N = at.offset + 1) into err (may be NULL) and
