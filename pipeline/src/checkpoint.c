@@ -102,6 +102,21 @@ int sl__stage_save(sl__stage *s, sl__state_writer *w)
     return rc ? rc : w->err;
 }
 
+/* Set while a work-ahead stage snapshots its input on this thread: refusals are returned, not
+ * recorded as the iterator's error (sl__stage_fail checks it). */
+_Thread_local char *sl__quiet_refusal;
+_Thread_local size_t sl__quiet_refusal_cap;
+
+int sl__stage_snapshot(sl__stage *s, sl__state_writer *w, char *why, size_t whycap)
+{
+    why[0] = '\0';
+    sl__quiet_refusal = why;
+    sl__quiet_refusal_cap = whycap;
+    const int rc = sl__stage_save(s, w);
+    sl__quiet_refusal = NULL;
+    return rc;
+}
+
 int sl__state_check_marker(const sl_dataset *ds, sl__state_reader *st)
 {
     if (st->err || st->pos >= st->len || st->buf[st->pos] != kind_marker(ds)) {

@@ -202,6 +202,11 @@ int sl__stage_open_at(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, uint64
 /* Writes s's state (a marker of its kind, then ops->save); SL_ERR_NOT_CHECKPOINTABLE naming
  * the first stage that cannot. */
 int sl__stage_save(sl__stage *s, sl__state_writer *w);
+/* sl__stage_save for work-ahead stages' per-element snapshots: a stage that refuses (one the
+ * dataset-level check could not see, e.g. inside an interleave's inner pipeline) does not
+ * fail the stream; SL_ERR_NOT_CHECKPOINTABLE comes back with the refusal's text in why, for
+ * the work-ahead stage's own `save` to report later. */
+int sl__stage_snapshot(sl__stage *s, sl__state_writer *w, char *why, size_t whycap);
 /* 1 when every node of the chain under ds can be checkpointed (work-ahead stages snapshot
  * their input only then). */
 int sl__dataset_checkpointable(const sl_dataset *ds);

@@ -17,8 +17,15 @@ struct sl_iter {
     int done; /* SL_EOF or an error code once the stream ended; sticky */
 };
 
+extern _Thread_local char *sl__quiet_refusal;
+extern _Thread_local size_t sl__quiet_refusal_cap;
+
 static int fail_msg(sl__ctx *ctx, int code, const char *text)
 {
+    if (sl__quiet_refusal && code == SL_ERR_NOT_CHECKPOINTABLE) {
+        snprintf(sl__quiet_refusal, sl__quiet_refusal_cap, "%s", text);
+        return code;
+    }
     pthread_mutex_lock(&ctx->mu);
     if (!ctx->err_code) {
         ctx->err_code = code;

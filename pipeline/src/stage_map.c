@@ -54,9 +54,10 @@ typedef struct map_stage {
     sl__stage base;
     sl__stage *input;
     uint64_t seed;
-    uint64_t next_index; /* sequential mode and filter */
-    sl_element in;       /* sequential mode: the input element; empty between calls */
-    int snapshots;       /* parallel: the input chain is checkpointable, so slots carry snaps */
+    uint64_t next_index;   /* sequential mode and filter */
+    sl_element in;         /* sequential mode: the input element; empty between calls */
+    int snapshots;         /* parallel: the input chain is checkpointable, so slots carry snaps */
+    char refusal[ERR_CAP]; /* guarded by mu: why a snapshot was refused (snapshots stop) */
     sl__state_writer last_snap; /* parallel: the input's state as of the last element handed out */
 
     /* parallel mode */
@@ -265,6 +266,8 @@ static int start_workers(map_stage *m, int flush)
 static void *runner_main(void *arg)
 {
     map_stage *m = arg;
+    int snapshots = m->snapshots;
+    char why[ERR_CAP];
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
         map_slot *slot = free_slot(m);
@@ -286,12 +289,20 @@ static void *runner_main(void *arg)
 
         memset(&slot->in, 0, sizeof slot->in);
         int rc = sl__stage_next(m->input, &slot->in);
-        if (rc == 0 && m->snapshots) {
+        int refused = 0;
+        if (rc == 0 && snapshots) {
             sl__state_writer_reset(&slot->snap);
-            rc = sl__stage_save(m->input, &slot->snap);
+            rc = sl__stage_snapshot(m->input, &slot->snap, why, sizeof why);
+            if (rc == SL_ERR_NOT_CHECKPOINTABLE) { /* the stream goes on; save will say why */
+                refused = 1;
+                snapshots = 0;
+                rc = 0;
+            }
         }
 
         pthread_mutex_lock(&m->mu);
+        if (refused)
+            snprintf(m->refusal, sizeof m->refusal, "%s", why);
         if (rc != 0 || m->stop) {
             sl_element_release(&slot->in);
             slot->state = SLOT_FREE;
@@ -494,6 +505,11 @@ static int parallel_save(sl__stage *s, sl__state_writer *w)
                               "its output order depends on timing (ordered=false)");
     if (!m->snapshots)
         return sl__stage_save(m->input, w); /* names the input stage that cannot */
+    pthread_mutex_lock(&m->mu);
+    const int refused = m->refusal[0] != '\0';
+    pthread_mutex_unlock(&m->mu);
+    if (refused)
+        return sl__stage_fail_raw(s, SL_ERR_NOT_CHECKPOINTABLE, m->refusal);
     sl__state_put(w, m->head);
     sl__state_put_bytes(w, m->last_snap.buf, m->last_snap.len);
     return m->last_snap.err;

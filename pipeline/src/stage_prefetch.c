@@ -12,6 +12,7 @@
  * right after pulling each element and the snapshot travels with the element through the ring;
  * `save` writes the snapshot of the last element handed out (the input itself has run ahead).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "engine_internal.h"
@@ -26,15 +27,16 @@ typedef struct prefetch_stage {
     int runner_started;
     pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full;
-    sl_element *ring;           /* (slots) */
-    int snapshots;              /* the input chain is checkpointable (fixed at open) */
-    sl__state_writer *snaps;    /* (slots) the input's state after each ring element, or NULL */
-    sl__state_writer last_snap; /* the input's state as of the last element handed out */
-    int64_t slots;              /* allocated */
-    int64_t capacity;           /* current limit, <= slots */
-    int64_t head, count;        /* guarded by mu */
-    int ended, end_rc;          /* guarded by mu */
-    int stop;                   /* guarded by mu */
+    sl_element *ring;            /* (slots) */
+    int snapshots;               /* the input chain is checkpointable (fixed at open) */
+    char refusal[SL_ERRMSG_CAP]; /* guarded by mu: why a snapshot was refused (then none) */
+    sl__state_writer *snaps;     /* (slots) the input's state after each ring element, or NULL */
+    sl__state_writer last_snap;  /* the input's state as of the last element handed out */
+    int64_t slots;               /* allocated */
+    int64_t capacity;            /* current limit, <= slots */
+    int64_t head, count;         /* guarded by mu */
+    int ended, end_rc;           /* guarded by mu */
+    int stop;                    /* guarded by mu */
 } prefetch_stage;
 
 static void *runner_main(void *arg)
@@ -42,6 +44,8 @@ static void *runner_main(void *arg)
     prefetch_stage *p = arg;
     sl_element e;
     sl__state_writer snap = {0};
+    int snapshots = p->snapshots;
+    char why[SL_ERRMSG_CAP];
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         if (p->count >= p->capacity) {
@@ -51,12 +55,21 @@ static void *runner_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         memset(&e, 0, sizeof e);
         int rc = sl__stage_next(p->input, &e);
-        if (rc == 0 && p->snapshots) {
+        int refused = 0;
+        if (rc == 0 && snapshots) {
             sl__state_writer_reset(&snap);
-            if ((rc = sl__stage_save(p->input, &snap)) != 0)
+            if ((rc = sl__stage_snapshot(p->input, &snap, why, sizeof why)) ==
+                SL_ERR_NOT_CHECKPOINTABLE) {
+                refused = 1; /* the stream goes on; `save` will say why it cannot */
+                snapshots = 0;
+                rc = 0;
+            } else if (rc) {
                 sl_element_release(&e);
+            }
         }
         pthread_mutex_lock(&p->mu);
+        if (refused)
+            snprintf(p->refusal, sizeof p->refusal, "%s", why);
         if (rc) {
             p->ended = 1;
             p->end_rc = rc;
@@ -69,7 +82,7 @@ static void *runner_main(void *arg)
         }
         const int64_t at = (p->head + p->count) % p->slots;
         p->ring[at] = e;
-        if (p->snaps)
+        if (p->snaps && snapshots)
             sl__state_writer_swap(&p->snaps[at], &snap);
         p->count++;
         pthread_cond_signal(&p->not_empty);
@@ -140,6 +153,11 @@ static int prefetch_save(sl__stage *s, sl__state_writer *w)
     prefetch_stage *p = (prefetch_stage *)s;
     if (!p->snapshots)
         return sl__stage_save(p->input, w); /* names the input stage that cannot */
+    pthread_mutex_lock(&p->mu);
+    const int refused = p->refusal[0] != '\0';
+    pthread_mutex_unlock(&p->mu);
+    if (refused)
+        return sl__stage_fail_raw(s, SL_ERR_NOT_CHECKPOINTABLE, p->refusal);
     sl__state_put_bytes(w, p->last_snap.buf, p->last_snap.len);
     return p->last_snap.err;
 }

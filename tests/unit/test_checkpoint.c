@@ -309,6 +309,37 @@ static int gen_fn(void *user, uint64_t index, sl_element *out)
     return sl_element_push(out, "value", &t);
 }
 
+static int gen_inner(void *user, const sl_element *outer, sl_dataset **inner, char *err,
+                     size_t errcap)
+{
+    return sl_dataset_generator(inner, gen_fn, NULL, "inner");
+}
+
+/* A stage the dataset-level check cannot see (a generator made inside an interleave) under a
+ * prefetch and a parallel map: the stream runs to its end, and save names the generator. */
+static void test_hidden_refusal_does_not_stop_the_stream(void **state)
+{
+    sl_registry *reg = registry();
+    sl_dataset *outer = build(reg, "range(3)"), *il, *pf, *ds;
+    assert_int_equal(sl_dataset_interleave(&il, outer, gen_inner, NULL, "gen", NULL), 0);
+    assert_int_equal(sl_dataset_prefetch(&pf, il, 2), 0);
+    const sl_map_def id = {"count", run_count, NULL, NULL};
+    const sl_map_options par = {.parallel = 2};
+    assert_int_equal(sl_dataset_map(&ds, pf, &id, &par), 0);
+    expect_not_checkpointable(reg, ds, "generator(inner)");
+    sl_iter *it = open_iter(ds, 2, NULL, 0);
+    stream *s = xcalloc(sizeof *s);
+    assert_int_equal(drain(it, s, -1), SL_EOF);
+    assert_int_equal(s->n, 15);
+    sl_iter_close(it);
+    sl_free(s);
+    sl_dataset_release(ds);
+    sl_dataset_release(pf);
+    sl_dataset_release(il);
+    sl_dataset_release(outer);
+    sl_registry_free(reg);
+}
+
 static void test_save_names_the_stage_that_cannot(void **state)
 {
     sl_registry *reg = registry();
@@ -474,6 +505,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_records_source_seeks, sl_test_dir_setup,
                                         sl_test_dir_teardown),
         cmocka_unit_test(test_save_names_the_stage_that_cannot),
+        cmocka_unit_test(test_hidden_refusal_does_not_stop_the_stream),
         cmocka_unit_test(test_global_shuffle_blob_is_small),
         cmocka_unit_test(test_restore_with_a_different_shard_count),
         cmocka_unit_test(test_foreign_and_damaged_blobs_fail),
