@@ -54,9 +54,20 @@ typedef struct sl__resample_out {
 /* Resample the region (rx, ry, rw, rh) of a uint8 (sh, sw, c) image with row stride `stride`
  * bytes to ow x oh, mirrored when flip, into o. The filter is the antialiased bilinear
  * described at sl_image_resized_crop; taps are limited to the whole pixels covering the region.
- * Allocates one row of scratch. */
+ * Allocates its tap tables and one row of scratch. */
 int sl__resample(const uint8_t *src, int sw, int sh, size_t stride, int c, double rx, double ry,
                  double rw, double rh, int ow, int oh, int flip, const sl__resample_out *o);
+
+/* Which code sl__resample_impl runs: every implementation computes the same floats in the same
+ * order, so they agree bit for bit (tests hold them to it). */
+enum {
+    SL__RESAMPLE_BEST = -1, /* the fastest this CPU runs (what sl__resample uses) */
+    SL__RESAMPLE_C = 0,     /* portable C */
+    SL__RESAMPLE_AVX2 = 1,  /* x86-64 with AVX2; SL_ERR_UNSUPPORTED where the CPU lacks it */
+};
+int sl__resample_impl(int impl, const uint8_t *src, int sw, int sh, size_t stride, int c, double rx,
+                      double ry, double rw, double rh, int ow, int oh, int flip,
+                      const sl__resample_out *o);
 
 /* The writer for a normalize option set (a = 1/(255 std), b = -mean/std). */
 void sl__resample_out_from_norm(sl__resample_out *o, const sl_image_normalize_opts *n, int c,
