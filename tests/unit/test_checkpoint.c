@@ -85,98 +85,23 @@ static sl_dataset *build(const sl_registry *reg, const char *text)
     return ds;
 }
 
-/* ---- streams as text -------------------------------------------------------------------- */
-
-static void *xcalloc(size_t size)
-{
-    void *p = sl_calloc(1, size);
-    assert_non_null(p);
-    return p;
-}
-
-/* One element as "name=v,v;name=v", int64 tensors by value, byte strings by length. */
-static void render_element(const sl_element *e, char *buf, size_t cap)
-{
-    size_t n = 0;
-    buf[0] = '\0';
-    for (int k = 0; k < e->count && n < cap; k++) {
-        const sl_tensor *t = &e->tensors[k];
-        n += (size_t)snprintf(buf + n, cap - n, "%s%s=", k ? ";" : "", e->names[k]);
-        if (t->dtype == SL_DTYPE_BYTES) {
-            n += (size_t)snprintf(buf + n, cap - n, "\"%.*s\"", (int)sl_tensor_nbytes(t),
-                                  (const char *)t->data);
-            continue;
-        }
-        for (int64_t i = 0; i < sl_tensor_numel(t) && n < cap; i++)
-            n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? "," : "",
-                                  (long long)((const int64_t *)t->data)[i]);
-    }
-}
-
-enum { MAX_ELEMENTS = 400, LINE = 160 };
-
-typedef struct stream {
-    int n;
-    char lines[MAX_ELEMENTS][LINE];
-} stream;
-
-/* Appends up to `limit` elements (all when limit < 0); returns what ended it (0: limit). */
-static int drain(sl_iter *it, stream *s, int limit)
-{
-    for (int taken = 0; limit < 0 || taken < limit; taken++) {
-        sl_element e;
-        const int rc = sl_iter_next(it, &e);
-        if (rc)
-            return rc;
-        assert_true(s->n < MAX_ELEMENTS);
-        render_element(&e, s->lines[s->n++], LINE);
-        sl_element_release(&e);
-    }
-    return 0;
-}
+typedef sl_test_stream stream;
+enum { SEED = 42 };
 
 static sl_iter *open_iter(sl_dataset *ds, int threads, const uint8_t *blob, size_t len)
 {
-    const sl_iter_options o = {.threads = threads, .seed = 42};
-    sl_iter *it;
-    const int rc = blob ? sl_iter_restore(&it, ds, &o, blob, len) : sl_iter_open(&it, ds, &o);
-    if (rc)
-        fail_msg("%s: %s", blob ? "restore" : "open", sl_iter_errmsg(it));
-    return it;
+    return sl_test_iter_open(ds, threads, SEED, blob, len);
 }
 
-/* Saves after k elements for every k in 0..n, restores each blob with another thread count
- * and checks first k + rest == the uninterrupted stream. */
+static int drain(sl_iter *it, stream *s, int limit)
+{
+    return sl_test_drain(it, s, limit);
+}
+
 static void check_every_cut(const sl_registry *reg, const char *text)
 {
     sl_dataset *ds = build(reg, text);
-    stream *whole = xcalloc(sizeof *whole), *cut = xcalloc(sizeof *cut);
-    sl_iter *it = open_iter(ds, 2, NULL, 0);
-    assert_int_equal(drain(it, whole, -1), SL_EOF);
-    sl_iter_close(it);
-    static const int threads[] = {1, 2, 8};
-    for (int k = 0; k <= whole->n; k++) {
-        cut->n = 0;
-        it = open_iter(ds, threads[k % 3], NULL, 0);
-        assert_int_equal(drain(it, cut, k), 0);
-        uint8_t *blob;
-        size_t len;
-        if (sl_iter_save(it, &blob, &len))
-            fail_msg("%s: save after %d: %s", text, k, sl_iter_errmsg(it));
-        sl_iter_close(it);
-        it = open_iter(ds, threads[(k + 1) % 3], blob, len);
-        assert_int_equal(drain(it, cut, -1), SL_EOF);
-        sl_iter_close(it);
-        sl_free(blob);
-        if (cut->n != whole->n)
-            fail_msg("%s: cut after %d: %d elements, uninterrupted %d", text, k, cut->n, whole->n);
-        for (int i = 0; i < whole->n; i++)
-            if (strcmp(cut->lines[i], whole->lines[i]))
-                fail_msg("%s: cut after %d: element %d is \"%s\", uninterrupted \"%s\"", text, k, i,
-                         cut->lines[i], whole->lines[i]);
-    }
-    sl_free(whole);
-    sl_free(cut);
+    sl_test_check_every_cut(ds, text, SEED);
     sl_dataset_release(ds);
 }
 
@@ -233,7 +158,7 @@ static void test_restore_reads_nothing_before_the_position(void **state)
     for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
         sl_dataset *ds = build(reg, cases[i].text);
         sl_iter *it = open_iter(ds, 2, NULL, 0);
-        stream *s = xcalloc(sizeof *s);
+        stream *s = sl_test_stream_new();
         assert_int_equal(drain(it, s, cases[i].cut), 0);
         uint8_t *blob;
         size_t len;
@@ -328,7 +253,7 @@ static void test_hidden_refusal_does_not_stop_the_stream(void **state)
     assert_int_equal(sl_dataset_map(&ds, pf, &id, &par), 0);
     expect_not_checkpointable(reg, ds, "generator(inner)");
     sl_iter *it = open_iter(ds, 2, NULL, 0);
-    stream *s = xcalloc(sizeof *s);
+    stream *s = sl_test_stream_new();
     assert_int_equal(drain(it, s, -1), SL_EOF);
     assert_int_equal(s->n, 15);
     sl_iter_close(it);
@@ -365,7 +290,7 @@ static void test_global_shuffle_blob_is_small(void **state)
     sl_registry *reg = registry();
     sl_dataset *ds = build(reg, "range(1099511627776) | global_shuffle(seed=7)");
     sl_iter *it = open_iter(ds, 1, NULL, 0);
-    stream *s = xcalloc(sizeof *s);
+    stream *s = sl_test_stream_new();
     assert_int_equal(drain(it, s, 3), 0);
     uint8_t *blob;
     size_t len;
@@ -445,7 +370,7 @@ static void test_restore_with_a_different_shard_count(void **state)
 static void save_blob(sl_dataset *ds, int k, uint8_t **blob, size_t *len)
 {
     sl_iter *it = open_iter(ds, 2, NULL, 0);
-    stream *s = xcalloc(sizeof *s);
+    stream *s = sl_test_stream_new();
     assert_int_equal(drain(it, s, k), 0);
     assert_int_equal(sl_iter_save(it, blob, len), 0);
     sl_iter_close(it);

@@ -77,64 +77,22 @@ static sl_dataset *build(const sl_registry *reg, const char *text)
 
 /* ---- streams as text ---------------------------------------------------------------------- */
 
-enum { MAX_OUT = 600, LINE = 96 };
-
-typedef struct stream {
-    int n;
-    char line[MAX_OUT][LINE];
-} stream;
+typedef sl_test_stream stream;
+enum { SEED = 11 };
 
 static stream *new_stream(void)
 {
-    stream *s = sl_calloc(1, sizeof *s);
-    assert_non_null(s);
-    return s;
+    return sl_test_stream_new();
 }
 
-/* "v" for an int64 scalar, "v,v,v" for a vector, the bytes for a byte string; tensors joined
- * by ';'. */
-static void render(const sl_element *e, char *buf, size_t cap)
-{
-    size_t n = 0;
-    buf[0] = '\0';
-    for (int k = 0; k < e->count && n < cap; k++) {
-        const sl_tensor *t = &e->tensors[k];
-        if (k)
-            n += (size_t)snprintf(buf + n, cap - n, ";");
-        if (t->dtype == SL_DTYPE_BYTES) {
-            n += (size_t)snprintf(buf + n, cap - n, "%.*s", (int)sl_tensor_nbytes(t),
-                                  (const char *)t->data);
-            continue;
-        }
-        for (int64_t i = 0; i < sl_tensor_numel(t) && n < cap; i++)
-            n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? "," : "",
-                                  (long long)((const int64_t *)t->data)[i]);
-    }
-}
-
-/* Up to `limit` elements (all when < 0) appended to s; returns what ended it (0: the limit). */
 static int drain(sl_iter *it, stream *s, int limit)
 {
-    for (int taken = 0; limit < 0 || taken < limit; taken++) {
-        sl_element e;
-        const int rc = sl_iter_next(it, &e);
-        if (rc)
-            return rc;
-        assert_true(s->n < MAX_OUT);
-        render(&e, s->line[s->n++], LINE);
-        sl_element_release(&e);
-    }
-    return 0;
+    return sl_test_drain(it, s, limit);
 }
 
 static sl_iter *open_at(sl_dataset *ds, int threads, const uint8_t *blob, size_t len)
 {
-    const sl_iter_options o = {.threads = threads, .seed = 11};
-    sl_iter *it;
-    const int rc = blob ? sl_iter_restore(&it, ds, &o, blob, len) : sl_iter_open(&it, ds, &o);
-    if (rc)
-        fail_msg("%s: %s", blob ? "restore" : "open", sl_iter_errmsg(it));
-    return it;
+    return sl_test_iter_open(ds, threads, SEED, blob, len);
 }
 
 /* The whole stream joined by spaces. */
@@ -324,40 +282,10 @@ static void test_parallel_output_is_identical(void **state)
 
 /* ---- checkpoints ----------------------------------------------------------------------------- */
 
-/* Saves after k elements for every k, restores with another thread count, and checks the first
- * k plus the rest equal the uninterrupted stream. */
 static void check_every_cut(const sl_registry *reg, const char *text)
 {
     sl_dataset *ds = build(reg, text);
-    stream *whole = new_stream(), *cut = new_stream();
-    sl_iter *it = open_at(ds, 2, NULL, 0);
-    assert_int_equal(drain(it, whole, -1), SL_EOF);
-    sl_iter_close(it);
-    static const int threads[] = {1, 2, 8};
-    for (int k = 0; k <= whole->n; k++) {
-        cut->n = 0;
-        it = open_at(ds, threads[k % 3], NULL, 0);
-        assert_int_equal(drain(it, cut, k), 0);
-        uint8_t *blob;
-        size_t len;
-        if (sl_iter_save(it, &blob, &len))
-            fail_msg("%s: save after %d: %s", text, k, sl_iter_errmsg(it));
-        sl_iter_close(it);
-        it = open_at(ds, threads[(k + 1) % 3], blob, len);
-        const int rc = drain(it, cut, -1);
-        if (rc != SL_EOF)
-            fail_msg("%s: after a restore at %d: %s", text, k, sl_iter_errmsg(it));
-        sl_iter_close(it);
-        sl_free(blob);
-        if (cut->n != whole->n)
-            fail_msg("%s: cut after %d: %d elements, uninterrupted %d", text, k, cut->n, whole->n);
-        for (int i = 0; i < whole->n; i++)
-            if (strcmp(cut->line[i], whole->line[i]))
-                fail_msg("%s: cut after %d: element %d is \"%s\", uninterrupted \"%s\"", text, k, i,
-                         cut->line[i], whole->line[i]);
-    }
-    sl_free(whole);
-    sl_free(cut);
+    sl_test_check_every_cut(ds, text, SEED);
     sl_dataset_release(ds);
 }
 

@@ -142,3 +142,89 @@ void sl_test_fresh_subdir(char *buf, size_t cap, const char *name)
     sl_test_rmtree(buf);
     assert_int_equal(mkdir(buf, 0777), 0);
 }
+
+/* ---- streams as text ---------------------------------------------------------------------- */
+
+sl_test_stream *sl_test_stream_new(void)
+{
+    sl_test_stream *s = sl_calloc(1, sizeof *s);
+    assert_non_null(s);
+    return s;
+}
+
+void sl_test_render_element(const sl_element *e, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < e->count && n < cap; k++) {
+        const sl_tensor *t = &e->tensors[k];
+        if (k)
+            n += (size_t)snprintf(buf + n, cap - n, ";");
+        if (t->dtype == SL_DTYPE_BYTES) {
+            n += (size_t)snprintf(buf + n, cap - n, "%.*s", (int)sl_tensor_nbytes(t),
+                                  (const char *)t->data);
+            continue;
+        }
+        for (int64_t i = 0; i < sl_tensor_numel(t) && n < cap; i++)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? "," : "",
+                                  (long long)((const int64_t *)t->data)[i]);
+    }
+}
+
+int sl_test_drain(sl_iter *it, sl_test_stream *s, int limit)
+{
+    for (int taken = 0; limit < 0 || taken < limit; taken++) {
+        sl_element e;
+        const int rc = sl_iter_next(it, &e);
+        if (rc)
+            return rc;
+        assert_true(s->n < SL_TEST_STREAM_MAX);
+        sl_test_render_element(&e, s->line[s->n++], SL_TEST_STREAM_LINE);
+        sl_element_release(&e);
+    }
+    return 0;
+}
+
+sl_iter *sl_test_iter_open(sl_dataset *ds, int threads, uint64_t seed, const uint8_t *blob,
+                           size_t len)
+{
+    const sl_iter_options o = {.threads = threads, .seed = seed};
+    sl_iter *it;
+    const int rc = blob ? sl_iter_restore(&it, ds, &o, blob, len) : sl_iter_open(&it, ds, &o);
+    if (rc)
+        fail_msg("%s: %s", blob ? "restore" : "open", sl_iter_errmsg(it));
+    return it;
+}
+
+void sl_test_check_every_cut(sl_dataset *ds, const char *label, uint64_t seed)
+{
+    sl_test_stream *whole = sl_test_stream_new(), *cut = sl_test_stream_new();
+    sl_iter *it = sl_test_iter_open(ds, 2, seed, NULL, 0);
+    assert_int_equal(sl_test_drain(it, whole, -1), SL_EOF);
+    sl_iter_close(it);
+    static const int threads[] = {1, 2, 8};
+    for (int k = 0; k <= whole->n; k++) {
+        cut->n = 0;
+        it = sl_test_iter_open(ds, threads[k % 3], seed, NULL, 0);
+        assert_int_equal(sl_test_drain(it, cut, k), 0);
+        uint8_t *blob;
+        size_t len;
+        if (sl_iter_save(it, &blob, &len))
+            fail_msg("%s: save after %d: %s", label, k, sl_iter_errmsg(it));
+        sl_iter_close(it);
+        it = sl_test_iter_open(ds, threads[(k + 1) % 3], seed, blob, len);
+        const int rc = sl_test_drain(it, cut, -1);
+        if (rc != SL_EOF)
+            fail_msg("%s: after a restore at %d: %s", label, k, sl_iter_errmsg(it));
+        sl_iter_close(it);
+        sl_free(blob);
+        if (cut->n != whole->n)
+            fail_msg("%s: cut after %d: %d elements, uninterrupted %d", label, k, cut->n, whole->n);
+        for (int i = 0; i < whole->n; i++)
+            if (strcmp(cut->line[i], whole->line[i]))
+                fail_msg("%s: cut after %d: element %d is \"%s\", uninterrupted \"%s\"", label, k,
+                         i, cut->line[i], whole->line[i]);
+    }
+    sl_free(whole);
+    sl_free(cut);
+}

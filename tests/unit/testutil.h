@@ -46,4 +46,31 @@ void sl_test_fresh_subdir(char *buf, size_t cap, const char *name);
 int sl_test_leak_setup(void **state);
 int sl_test_leak_teardown(void **state);
 
+/* ---- streams as text (engine tests comparing runs) ---------------------------------------- */
+
+#include "sluice/pipeline.h"
+
+enum { SL_TEST_STREAM_MAX = 600, SL_TEST_STREAM_LINE = 160 };
+
+typedef struct sl_test_stream {
+    int n;
+    char line[SL_TEST_STREAM_MAX][SL_TEST_STREAM_LINE];
+} sl_test_stream;
+
+/* A zeroed stream (sl_free it). */
+sl_test_stream *sl_test_stream_new(void);
+/* One element as text: "v" for an int64 scalar, "v,v,v" for a tensor, the bytes of a byte
+ * string; tensors joined by ';'. */
+void sl_test_render_element(const sl_element *e, char *buf, size_t cap);
+/* Appends up to `limit` elements (all when < 0); returns what ended it (0: the limit). */
+int sl_test_drain(sl_iter *it, sl_test_stream *s, int limit);
+/* Opens (blob NULL) or restores an iterator with the given threads and seed; fails the test
+ * with the iterator's message otherwise. */
+sl_iter *sl_test_iter_open(sl_dataset *ds, int threads, uint64_t seed, const uint8_t *blob,
+                           size_t len);
+/* Saves after k elements for every k from 0 to the end, restores each blob with another
+ * thread count (1, 2, 8 in turn) and checks that the first k plus the rest equal the
+ * uninterrupted stream. `label` names the pipeline in failures. */
+void sl_test_check_every_cut(sl_dataset *ds, const char *label, uint64_t seed);
+
 #endif
