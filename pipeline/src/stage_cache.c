@@ -23,10 +23,51 @@
 #include "engine_internal.h"
 #include "sluice/alloc.h"
 
+/* One cached element, sized to its tensors (an sl_element is 1.5 KB whatever it holds, and a
+ * cache holds millions): the tensors share the element's buffers. */
+typedef struct cached {
+    int count;
+    const char **names; /* (count), in the same allocation */
+    sl_tensor tensors[];
+} cached;
+
+static cached *cached_new(const sl_element *e)
+{
+    const size_t n = (size_t)e->count;
+    cached *c = sl_malloc(sizeof *c + n * (sizeof c->tensors[0] + sizeof c->names[0]));
+    if (!c)
+        return NULL;
+    c->count = e->count;
+    c->names = (const char **)(void *)(c->tensors + n);
+    for (size_t k = 0; k < n; k++) {
+        c->names[k] = e->names[k];
+        c->tensors[k] = e->tensors[k];
+        sl_buffer_retain(e->tensors[k].buffer);
+    }
+    return c;
+}
+
+static void cached_free(cached *c)
+{
+    for (int k = 0; k < c->count; k++)
+        sl_tensor_release(&c->tensors[k]);
+    sl_free(c);
+}
+
+static void cached_share(sl_element *out, const cached *c)
+{
+    for (int k = 0; k < c->count; k++) {
+        out->names[k] = c->names[k];
+        out->tensors[k] = c->tensors[k];
+        sl_buffer_retain(c->tensors[k].buffer);
+    }
+    out->count = c->count;
+}
+
 struct sl__cache_store {
     struct sl__cache_store *next;
     const sl_dataset *ds;
-    sl_element *items;
+    cached **items;
     size_t n, cap;
     int filling;         /* a stage is writing it now */
     int complete;        /* a full pass was stored */
@@ -44,7 +85,7 @@ typedef struct cache_stage {
 static void store_clear(sl__cache_store *c)
 {
     for (size_t i = 0; i < c->n; i++)
-        sl_element_release(&c->items[i]);
+        cached_free(c->items[i]);
     c->n = 0;
 }
 
@@ -93,7 +134,7 @@ static int cache_next(sl__stage *s, sl_element *out)
     if (!c->input) { /* replay */
         if (c->pos >= c->store->n)
             return SL_EOF;
-        sl_element_share(out, &c->store->items[c->pos++]);
+        cached_share(out, c->store->items[c->pos++]);
         return 0;
     }
     const int rc = sl__stage_next(c->input, out);
@@ -105,7 +146,7 @@ static int cache_next(sl__stage *s, sl_element *out)
     if (rc == 0) {
         if (st->n == st->cap) {
             const size_t cap = st->cap ? 2 * st->cap : 256;
-            sl_element *items = sl_realloc(st->items, cap * sizeof *items);
+            cached **items = sl_realloc(st->items, cap * sizeof *items);
             if (!items) {
                 sl_element_release(out);
                 return sl__stage_fail(s, SL_ERR_NOMEM, "caching element %zu", st->n);
@@ -113,7 +154,11 @@ static int cache_next(sl__stage *s, sl_element *out)
             st->items = items;
             st->cap = cap;
         }
-        sl_element_share(&st->items[st->n++], out);
+        if (!(st->items[st->n] = cached_new(out))) {
+            sl_element_release(out);
+            return sl__stage_fail(s, SL_ERR_NOMEM, "caching element %zu", st->n);
+        }
+        st->n++;
         return 0;
     }
     pthread_mutex_lock(&s->ctx->mu);
@@ -213,11 +258,13 @@ static int64_t cache_cardinality(const sl_dataset *ds)
     return sl_dataset_cardinality(ds->inputs[0]);
 }
 
-/* A whole pass, when its length is known. */
+/* A whole pass, when its length is known: each element's data plus its compact entry. */
 static int64_t cache_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
 {
     *elem = in[0];
-    return sl__memory_scaled(sl_dataset_cardinality(ds->inputs[0]), in[0]);
+    const int64_t entry = (int64_t)(sizeof(cached *) + sizeof(cached) + 16 /* malloc */ +
+                                    2 * (sizeof(sl_tensor) + sizeof(char *)));
+    return sl__memory_scaled(sl_dataset_cardinality(ds->inputs[0]), in[0] < 0 ? -1 : in[0] + entry);
 }
 
 static const sl__dataset_ops cache_ops = {"cache", cache_open, cache_cardinality, NULL, NULL,

@@ -644,7 +644,8 @@ static int64_t map_memory(const sl_dataset *ds, const int64_t *in, int threads, 
     const int parallel = p->opts.parallel == SL_PARALLEL_AUTO ? threads : p->opts.parallel;
     if (parallel <= 1 && !p->opts.unordered)
         return 0;
-    return sl__memory_scaled(2 * SL_MAX(parallel * SLOTS_PER_THREAD, MIN_SLOTS), in[0]);
+    return sl__memory_scaled(2 * SL_MAX(parallel * SLOTS_PER_THREAD, MIN_SLOTS),
+                             in[0] < 0 ? -1 : in[0] + (int64_t)sizeof(sl_element));
 }
 
 static const sl__dataset_ops map_ops = {

@@ -250,7 +250,8 @@ static int64_t prefetch_memory(const sl_dataset *ds, const int64_t *in, int thre
 {
     const int64_t want = *(const int64_t *)ds->params;
     *elem = in[0];
-    return sl__memory_scaled(want == SL_PARALLEL_AUTO ? SL_MAX(threads, AUTO_MIN) : want, in[0]);
+    return sl__memory_scaled(want == SL_PARALLEL_AUTO ? SL_MAX(threads, AUTO_MIN) : want,
+                             in[0] < 0 ? -1 : in[0] + (int64_t)sizeof(sl_element));
 }
 
 static const sl__dataset_ops prefetch_ops = {

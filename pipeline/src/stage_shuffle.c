@@ -184,7 +184,9 @@ static int shuffle_checkpointable(const sl_dataset *ds)
 static int64_t shuffle_memory(const sl_dataset *ds, const int64_t *in, int threads, int64_t *elem)
 {
     *elem = in[0];
-    return sl__memory_scaled(((const shuffle_params *)ds->params)->buffer, in[0]);
+    /* the buffer is an array of sl_element slots, allocated at open */
+    return sl__memory_scaled(((const shuffle_params *)ds->params)->buffer,
+                             in[0] < 0 ? -1 : in[0] + (int64_t)sizeof(sl_element));
 }
 
 static const sl__dataset_ops shuffle_ops = {
