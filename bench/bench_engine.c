@@ -26,7 +26,7 @@ enum { MAX_ROUNDS = 16, BATCH = 256 };
 
 /* The identity a user would write: moves each tensor to the output (sl_element_push takes the
  * buffer reference) and releases what is left of the input. */
-static int identity(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int identity(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                     size_t errcap)
 {
     for (int i = 0; i < in->count; i++)
@@ -37,8 +37,8 @@ static int identity(void *user, const sl_map_ctx *c, sl_element *in, sl_element 
 
 /* The same by struct assignment: copies and clears the whole sl_element (1.5 KB, 16 tensor
  * slots) whatever it holds. */
-static int identity_copy(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out,
-                         char *err, size_t errcap)
+static int identity_copy(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+                         size_t errcap)
 {
     *out = *in;
     memset(in, 0, sizeof *in);

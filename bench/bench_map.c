@@ -46,7 +46,7 @@ static uint64_t burn(uint64_t x, uint64_t iters)
     return x;
 }
 
-static int burn_map(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int burn_map(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                     size_t errcap)
 {
     const uint64_t w0 = sl_clock_ns(), c0 = sl_clock_thread_cpu_ns();

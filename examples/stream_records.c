@@ -5,8 +5,8 @@
 #include "sluice/pipeline.h"
 
 /* Keeps the label and replaces the encoded image by its size (a stand-in for decoding). */
-static int to_example(void *user, const sl_map_ctx *ctx, sl_element *in, sl_element *out,
-                      char *err, size_t errcap)
+static int to_example(void *user, sl_map_ctx *ctx, sl_element *in, sl_element *out, char *err,
+                      size_t errcap)
 {
     sl_tensor size;
     int rc = sl_tensor_alloc(&size, SL_DTYPE_I64, 0, NULL);

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
@@ -43,6 +44,8 @@ int cli_engine_flag(const char *cmd, int argc, char **argv, int *i, cli_engine_f
 extern const char cli_engine_flags_help[];
 /* The registry of map functions the command line knows (ops register here). */
 int cli_registry(sl_registry **out);
+/* Lists the registry's functions with their summaries (for a pipeline command's --help). */
+void cli_registry_print(FILE *f);
 /* Builds the pipeline text and opens an iterator; prints the error and returns CLI_FAIL or
  * CLI_USAGE on failure. */
 int cli_open_pipeline(const char *cmd, const char *text, const cli_engine_flags *f,
@@ -51,6 +54,11 @@ int cli_open_pipeline(const char *cmd, const char *text, const cli_engine_flags 
 int cmd_head(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+/* `sluice convert DIR`: an image folder into typed records (cmd_convert_images.c). cmd_convert
+ * hands over when cli_convert_images_wanted: one of the inputs is a directory. */
+int cmd_convert_images(int argc, char **argv);
+int cli_convert_images_wanted(int argc, char **argv);
+extern const char cli_convert_images_help[];
 int cmd_index(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sluice/ops_registry.h"
 
 const char cli_engine_flags_help[] =
     "      --threads T       worker threads (the CPU budget; default: number of CPUs)\n"
@@ -76,8 +77,27 @@ int cli_engine_flag(const char *cmd, int argc, char **argv, int *i, cli_engine_f
 
 int cli_registry(sl_registry **out)
 {
-    /* Map functions register here; the image operations' glue will add decode_jpeg & co. */
-    return sl_registry_create(out);
+    /* Map functions register here: the image operations (decode_jpeg & co., ops/glue). */
+    int rc = sl_registry_create(out);
+    if (rc)
+        return rc;
+    rc = sl_ops_register(*out);
+    if (rc) {
+        sl_registry_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+void cli_registry_print(FILE *f)
+{
+    sl_registry *reg;
+    if (cli_registry(&reg))
+        return;
+    fputs("\nMap functions (map(f, g(...), ...)):\n", f);
+    for (size_t i = 0; i < sl_registry_count(reg); i++)
+        fprintf(f, "  %s\n", sl_registry_summary(reg, i));
+    sl_registry_free(reg);
 }
 
 int cli_open_pipeline(const char *cmd, const char *text, const cli_engine_flags *f,

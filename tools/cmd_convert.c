@@ -583,8 +583,11 @@ int cmd_convert(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
         fputs(usage_text, stdout);
+        fputs(cli_convert_images_help, stdout);
         return CLI_OK;
     }
+    if (cli_convert_images_wanted(argc, argv))
+        return cmd_convert_images(argc, argv);
     enum { O_SHARDS = 256, O_COMPRESS, O_CHUNK, O_SCHEMA, O_INCOMP, O_OUTCOMP, O_SKIP, O_THREADS };
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
                                          {"shards", required_argument, NULL, O_SHARDS},

@@ -24,6 +24,7 @@ int cmd_head(int argc, char **argv)
         fputs(cli_engine_flags_help, stdout);
         fputs("  -h, --help            this text\n\nPipeline grammar: pipeline/GRAMMAR.md\n",
               stdout);
+        cli_registry_print(stdout);
         return CLI_OK;
     }
     cli_engine_flags f = {0};

@@ -25,9 +25,16 @@ typedef struct entry {
     void *user;
 } entry;
 
+typedef struct fuser_entry {
+    sl_map_fuser fn;
+    void *user;
+} fuser_entry;
+
 struct sl_registry {
     entry *items;
     size_t count, cap;
+    fuser_entry fusers[4];
+    size_t nfusers;
 };
 
 int sl_registry_create(sl_registry **out)
@@ -85,6 +92,16 @@ int sl_registry_add(sl_registry *r, const char *name, sl_map_factory factory, vo
     return 0;
 }
 
+int sl_registry_add_fuser(sl_registry *r, sl_map_fuser fuser, void *user)
+{
+    if (!r || !fuser)
+        return SL_ERR_INVAL;
+    if (r->nfusers == sizeof r->fusers / sizeof r->fusers[0])
+        return SL_ERR_RANGE;
+    r->fusers[r->nfusers++] = (fuser_entry){fuser, user};
+    return 0;
+}
+
 size_t sl_registry_count(const sl_registry *r)
 {
     return r ? r->count : 0;
@@ -107,7 +124,7 @@ typedef struct fused {
     sl_map_def defs[]; /* (n) */
 } fused;
 
-static int fused_run(void *user, const sl_map_ctx *ctx, sl_element *in, sl_element *out, char *err,
+static int fused_run(void *user, sl_map_ctx *ctx, sl_element *in, sl_element *out, char *err,
                      size_t errcap)
 {
     const fused *f = user;
@@ -280,26 +297,52 @@ static int b_map(build_ctx *b, const sl_ast_call *c, sl_dataset *in, sl_dataset 
     char names[SL__TEXT_CAP] = "";
     size_t at = 0;
     int rc = 0;
-    for (size_t i = 0; i < c->nargs && rc == 0; i++) {
+    size_t nd = 0; /* functions built; call i is c->args[i] */
+    for (size_t i = 0; i < c->nargs && rc == 0;) {
         const sl_ast_call *fc;
         rc = sl_ast_value_get_call(&c->args[i], "map: function", &fc, b->err, b->errcap);
         if (rc)
             break;
-        const entry *e = find(b->reg, fc->name);
-        if (!e) {
-            rc = sl_ast_error(b->err, b->errcap, SL_ERR_NOT_FOUND, fc->span,
-                              "map: no function called \"%s\"%s", fc->name,
-                              sl_registry_count(b->reg) ? " (see the list in --help)"
-                                                        : " (no functions are registered)");
-            break;
+        sl_map_def *d = &f->defs[nd];
+        size_t used = 0;
+        for (size_t k = 0; b->reg && k < b->reg->nfusers && used == 0 && rc == 0; k++) {
+            rc = b->reg->fusers[k].fn(b->reg->fusers[k].user, &c->args[i], c->nargs - i, &used, d,
+                                      b->err, b->errcap);
+            if (rc == 0 && used > c->nargs - i) /* a fuser that claims calls it was not given */
+                rc = sl_ast_error(b->err, b->errcap, SL_ERR_INVAL, fc->span,
+                                  "map: a fuser claimed %zu functions of %zu", used, c->nargs - i);
+            else if (rc == 0 && used == 1) /* one call is the factory's business */
+                rc = sl_ast_error(b->err, b->errcap, SL_ERR_INVAL, fc->span,
+                                  "map: a fuser took a single function");
         }
-        sl_map_def *d = &f->defs[i];
-        rc = e->factory(e->user, fc, d, b->err, b->errcap);
         if (rc)
             break;
-        f->n = i + 1; /* fused_free releases what was built so far */
+        if (used == 0) {
+            const entry *e = find(b->reg, fc->name);
+            if (!e) {
+                rc = sl_ast_error(b->err, b->errcap, SL_ERR_NOT_FOUND, fc->span,
+                                  "map: no function called \"%s\"%s", fc->name,
+                                  sl_registry_count(b->reg) ? " (see the list in --help)"
+                                                            : " (no functions are registered)");
+                break;
+            }
+            rc = e->factory(e->user, fc, d, b->err, b->errcap);
+            if (rc)
+                break;
+            used = 1;
+        }
+        f->n = ++nd; /* fused_free releases what was built so far */
+        /* The function's name: its calls' canonical texts, joined as map(...) writes them. */
         char text[SL__TEXT_CAP];
-        sl_ast_value_print(&c->args[i], text, sizeof text);
+        size_t tl = 0;
+        for (size_t k = i; k < i + used && tl < sizeof text; k++) {
+            if (k > i)
+                tl += (size_t)snprintf(text + tl, sizeof text - tl, ", ");
+            if (tl < sizeof text) {
+                const int pl = sl_ast_value_print(&c->args[k], text + tl, sizeof text - tl);
+                tl += pl > 0 ? (size_t)pl : 0;
+            }
+        }
         d->name = sl_strdup(text);
         if (!d->name) {
             rc = SL_ERR_NOMEM;
@@ -307,6 +350,7 @@ static int b_map(build_ctx *b, const sl_ast_call *c, sl_dataset *in, sl_dataset 
         }
         if (at < sizeof names)
             at += (size_t)snprintf(names + at, sizeof names - at, "%s%s", i ? ", " : "", text);
+        i += used;
     }
     if (rc) {
         fused_free(f);
@@ -658,6 +702,8 @@ static int registry_copy(const sl_registry *r, sl_registry **out)
             return rc;
         }
     }
+    for (size_t k = 0; k < r->nfusers; k++)
+        (*out)->fusers[(*out)->nfusers++] = r->fusers[k];
     return 0;
 }
 

@@ -33,7 +33,7 @@ static const char *const pipelines[] = {
 };
 enum { SEED = 5, MAX_ELEMENTS = 400 };
 
-static int run_id(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int run_id(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                   size_t errcap)
 {
     sl_element_share(out, in);

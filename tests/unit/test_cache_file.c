@@ -16,7 +16,7 @@
 static _Atomic int64_t reads;
 
 /* count: identity that counts the elements read from the input. */
-static int run_count(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int run_count(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                      size_t errcap)
 {
     atomic_fetch_add(&reads, 1);

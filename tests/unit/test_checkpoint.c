@@ -25,7 +25,7 @@ static int64_t value_of(const sl_element *e)
 /* jitter: sleeps a seeded random 0-150 µs (so completion order differs from input order
  * under parallel maps) and returns value * 1000 + a draw from the element's RNG, so outputs
  * also prove the RNG is keyed by the element, not by the thread or the run. */
-static int run_jitter(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int run_jitter(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                       size_t errcap)
 {
     sl_rng r = c->rng;
@@ -41,7 +41,7 @@ static int run_jitter(void *user, const sl_map_ctx *c, sl_element *in, sl_elemen
 /* count: identity that counts its calls and the smallest value it saw (a source's reads). */
 static _Atomic int64_t count_calls, count_min;
 
-static int run_count(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int run_count(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                      size_t errcap)
 {
     const int64_t v = value_of(in);

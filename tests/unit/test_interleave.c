@@ -21,7 +21,7 @@
 
 /* slow: identity that first sleeps 0-100 µs drawn from the element's RNG, so parallel readers
  * finish in an order unrelated to the output order. */
-static int run_slow(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int run_slow(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                     size_t errcap)
 {
     sl_rng r = c->rng;
@@ -37,7 +37,7 @@ static int run_slow(void *user, const sl_map_ctx *c, sl_element *in, sl_element 
 static _Atomic int reads_n;
 static char reads_seen[512][16];
 
-static int run_reads(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int run_reads(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                      size_t errcap)
 {
     const sl_tensor *t = sl_element_get(in, "record");

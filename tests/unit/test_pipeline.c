@@ -84,7 +84,7 @@ static int set_value(sl_element *out, int64_t v)
     return sl_element_push(out, "value", &t);
 }
 
-static int times_ten(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int times_ten(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                      size_t errcap)
 {
     const int64_t v = value_of(in);
@@ -94,7 +94,7 @@ static int times_ten(void *user, const sl_map_ctx *c, sl_element *in, sl_element
 
 /* Sleeps 0-2 ms drawn from the element's RNG, so completion order differs run to run, then
  * returns value * 1000 + a draw from the RNG (which must be the same for every thread count). */
-static int sleepy(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int sleepy(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                   size_t errcap)
 {
     sl_rng r = c->rng;
@@ -104,7 +104,7 @@ static int sleepy(void *user, const sl_map_ctx *c, sl_element *in, sl_element *o
     return set_value(out, v * 1000 + (int64_t)sl_rng_below(&r, 1000));
 }
 
-static int fail_on_3(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int fail_on_3(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                      size_t errcap)
 {
     const int64_t v = value_of(in);
@@ -116,12 +116,12 @@ static int fail_on_3(void *user, const sl_map_ctx *c, sl_element *in, sl_element
     return set_value(out, v);
 }
 
-static int is_even(void *user, const sl_map_ctx *c, const sl_element *e, char *err, size_t cap)
+static int is_even(void *user, sl_map_ctx *c, const sl_element *e, char *err, size_t cap)
 {
     return value_of(e) % 2 == 0;
 }
 
-static int never(void *user, const sl_map_ctx *c, const sl_element *e, char *err, size_t cap)
+static int never(void *user, sl_map_ctx *c, const sl_element *e, char *err, size_t cap)
 {
     return 0;
 }

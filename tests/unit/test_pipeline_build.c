@@ -19,7 +19,7 @@ typedef struct affine {
     int64_t mul, add;
 } affine;
 
-static int run_affine(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int run_affine(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                       size_t errcap)
 {
     const affine *a = user;

@@ -10,7 +10,7 @@
 #include "engine_internal.h"
 #include "sluice/pipeline_build.h"
 
-static int run_jitter(void *user, const sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+static int run_jitter(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
                       size_t errcap)
 {
     sl_rng r = c->rng;

@@ -230,6 +230,15 @@ int sl_image_decode_fused(const void *data, size_t len, const sl_image_fused_opt
                           sl_rng *rng, sl_tensor *out, sl_image_rect *crop_out, int *flipped_out,
                           char *err, size_t errcap);
 
+/* ---- encode ------------------------------------------------------------------------------- */
+
+/* A uint8 (H, W, 1 or 3) image as a baseline JPEG at quality 1..100: libjpeg's standard tables
+ * scaled by the quality, 4:2:0 chroma for RGB, what PIL's save(quality=q) writes. out becomes a
+ * rank-1 BYTES tensor holding the file (its own buffer). The bytes depend only on the pixels
+ * and the quality. SL_ERR_INVAL for another dtype, shape or quality; SL_ERR_NOMEM. */
+int sl_image_encode_jpeg(const sl_tensor *src, int quality, sl_tensor *out, char *err,
+                         size_t errcap);
+
 #ifdef __cplusplus
 }
 #endif

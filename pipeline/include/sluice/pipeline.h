@@ -110,7 +110,8 @@ int sl_dataset_choose_from(sl_dataset **out, sl_dataset *const *inputs, int n, s
 
 /* What a map or filter function gets besides the element: the element's index in the map's
  * input stream, the epoch, and a counter-based RNG keyed by (seed, epoch, index), identical for
- * every thread count and after a restore. */
+ * every thread count and after a restore. Functions draw from ctx->rng in place: the
+ * functions of one map(f, g, ...) get the same context in turn, so g continues f's stream. */
 typedef struct sl_map_ctx {
     uint64_t index;
     uint64_t epoch;
@@ -121,10 +122,10 @@ typedef struct sl_map_ctx {
  * Returns 0 or an error (the pipeline's error policy decides what happens then); it may write
  * a one-line reason into err. Called concurrently from worker threads: it must be thread-safe
  * for distinct elements. */
-typedef int (*sl_map_fn)(void *user, const sl_map_ctx *ctx, sl_element *in, sl_element *out,
-                         char *err, size_t errcap);
+typedef int (*sl_map_fn)(void *user, sl_map_ctx *ctx, sl_element *in, sl_element *out, char *err,
+                         size_t errcap);
 /* A predicate: 1 keep, 0 drop, negative error. Does not consume the element. */
-typedef int (*sl_filter_fn)(void *user, const sl_map_ctx *ctx, const sl_element *e, char *err,
+typedef int (*sl_filter_fn)(void *user, sl_map_ctx *ctx, const sl_element *e, char *err,
                             size_t errcap);
 
 /* A named function with its user pointer and, optionally, a destructor for the pointer that

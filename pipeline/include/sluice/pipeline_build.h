@@ -36,11 +36,21 @@ typedef struct sl_registry sl_registry;
 typedef int (*sl_map_factory)(void *user, const sl_ast_call *call, sl_map_def *out, char *err,
                               size_t errcap);
 
+/* Builds one function for several consecutive calls of one map(...) (e.g. decode_jpeg,
+ * random_resized_crop(224), flip -> one fused decode). Asked with the map's calls from position
+ * i on (calls[0..n), each an SL_AST_CALL or SL_AST_IDENT value) before call i is built alone:
+ * sets *used to the number of calls its function covers (at least 2) and fills out as a factory
+ * does, or sets *used = 0 to decline. A negative return is an argument error (in err). */
+typedef int (*sl_map_fuser)(void *user, const sl_ast_value *calls, size_t n, size_t *used,
+                            sl_map_def *out, char *err, size_t errcap);
+
 int sl_registry_create(sl_registry **out);
 void sl_registry_free(sl_registry *r); /* NULL does nothing */
 /* name unique (SL_ERR_EXISTS otherwise); summary is one line for help listings. */
 int sl_registry_add(sl_registry *r, const char *name, sl_map_factory factory, void *user,
                     const char *summary);
+/* Fusers are asked in the order added; the first that accepts wins. At most 4. */
+int sl_registry_add_fuser(sl_registry *r, sl_map_fuser fuser, void *user);
 size_t sl_registry_count(const sl_registry *r);
 /* Entry i's name and summary (for `--help` listings), in the order added. */
 const char *sl_registry_name(const sl_registry *r, size_t i);
