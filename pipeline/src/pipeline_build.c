@@ -515,6 +515,21 @@ static int b_rename(build_ctx *b, const sl_ast_call *c, sl_dataset *in, sl_datas
     return rc ? stage_error(b, c, rc, "cannot build") : 0;
 }
 
+/* select("name", ...) */
+static int b_select(build_ctx *b, const sl_ast_call *c, sl_dataset *in, sl_dataset **out)
+{
+    if (c->nnamed > 0 || c->nargs == 0 || c->nargs > SL_ELEMENT_MAX)
+        return sl_ast_error(b->err, b->errcap, SL_ERR_SYNTAX, c->span,
+                            "select: expected 1 to %d tensor names", SL_ELEMENT_MAX);
+    const char *names[SL_ELEMENT_MAX];
+    for (size_t k = 0; k < c->nargs; k++) {
+        size_t len;
+        SL_TRY(sl_ast_value_get_string(&c->args[k], "select", &names[k], &len, b->err, b->errcap));
+    }
+    const int rc = sl_dataset_select(out, in, names, (int)c->nargs);
+    return rc ? stage_error(b, c, rc, "names must be distinct") : 0;
+}
+
 /* parse_example("SCHEMA") */
 static int b_parse_example(build_ctx *b, const sl_ast_call *c, sl_dataset *in, sl_dataset **out)
 {
@@ -845,6 +860,7 @@ static const struct {
     {"global_shuffle", 0, b_global_shuffle},
     {"zip", 0, b_zip},
     {"rename", 0, b_rename},
+    {"select", 0, b_select},
     {"parse_example", 0, b_parse_example},
     {"interleave", 0, b_interleave},
 };

@@ -1,7 +1,9 @@
 /*
  * rename(old="new", ...): relabels tensors of every element (for zip, whose inputs must not
- * share a name, and for the names a trainer expects). An element without `old` is an error
- * naming it. Random access when the input has it. Runs on the calling thread.
+ * share a name, and for the names a trainer expects). select("a", "b", ...): keeps only the
+ * named tensors, in that order (e.g. to drop a file's ragged `path` before batch). An element
+ * without a named tensor is an error naming it. Random access when the input has it. Runs on
+ * the calling thread.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +15,7 @@ enum { MAX_RENAMES = SL_ELEMENT_MAX };
 
 typedef struct rename_params {
     int n;
+    int select; /* select(from...): keep these, in this order; to[] unused */
     char *from[MAX_RENAMES];
     char *to[MAX_RENAMES]; /* element names point here: they live as long as the dataset */
 } rename_params;
@@ -23,16 +26,43 @@ typedef struct rename_stage {
     uint64_t index;
 } rename_stage;
 
-static int relabel(sl__stage *s, uint64_t index, sl_element *e)
+static int missing(sl__stage *s, uint64_t index, sl_element *e, const char *name)
+{
+    sl_element_release(e);
+    return sl__stage_fail(s, SL_ERR_NOT_FOUND, "element %llu has no tensor \"%s\"",
+                          (unsigned long long)index, name);
+}
+
+static int keep_selected(sl__stage *s, uint64_t index, sl_element *e)
 {
     const rename_params *p = s->ds->params;
+    sl_element kept;
+    memset(&kept, 0, sizeof kept);
     for (int k = 0; k < p->n; k++) {
         const int i = sl_element_find(e, p->from[k]);
         if (i < 0) {
-            sl_element_release(e);
-            return sl__stage_fail(s, SL_ERR_NOT_FOUND, "element %llu has no tensor \"%s\"",
-                                  (unsigned long long)index, p->from[k]);
+            sl_element_release(&kept);
+            return missing(s, index, e, p->from[k]);
         }
+        kept.names[k] = p->from[k];
+        kept.tensors[k] = e->tensors[i];
+        sl_buffer_retain(e->tensors[i].buffer);
+        kept.count = k + 1;
+    }
+    sl_element_release(e);
+    *e = kept;
+    return 0;
+}
+
+static int relabel(sl__stage *s, uint64_t index, sl_element *e)
+{
+    const rename_params *p = s->ds->params;
+    if (p->select)
+        return keep_selected(s, index, e);
+    for (int k = 0; k < p->n; k++) {
+        const int i = sl_element_find(e, p->from[k]);
+        if (i < 0)
+            return missing(s, index, e, p->from[k]);
         e->names[i] = p->to[k];
     }
     return 0;
@@ -120,6 +150,8 @@ static void rename_free(void *params)
 
 static const sl__dataset_ops rename_ops = {"rename", rename_open, rename_cardinality, rename_free,
                                            rename_random_access};
+static const sl__dataset_ops select_ops = {"select", rename_open, rename_cardinality, rename_free,
+                                           rename_random_access};
 
 int sl_dataset_rename(sl_dataset **out, sl_dataset *in, const char *const *from,
                       const char *const *to, int n)
@@ -147,4 +179,34 @@ int sl_dataset_rename(sl_dataset **out, sl_dataset *in, const char *const *from,
     if (at < sizeof text)
         snprintf(text + at, sizeof text - at, ")");
     return sl__dataset_create(out, &rename_ops, &in, 1, p, "%s", text);
+}
+
+int sl_dataset_select(sl_dataset **out, sl_dataset *in, const char *const *names, int n)
+{
+    *out = NULL;
+    if (!in || n < 1 || n > MAX_RENAMES)
+        return SL_ERR_INVAL;
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < a; b++)
+            if (!strcmp(names[a], names[b]))
+                return SL_ERR_INVAL; /* a name twice would share one buffer reference twice */
+    rename_params *p = sl_calloc(1, sizeof *p);
+    if (!p)
+        return SL_ERR_NOMEM;
+    p->select = 1;
+    char text[SL__TEXT_CAP];
+    size_t at = (size_t)snprintf(text, sizeof text, "select(");
+    for (int k = 0; k < n; k++) {
+        if (!(p->from[k] = sl_strdup(names[k]))) {
+            rename_free(p);
+            return SL_ERR_NOMEM;
+        }
+        p->n = k + 1;
+        if (at < sizeof text)
+            at +=
+                (size_t)snprintf(text + at, sizeof text - at, "%s\"%s\"", k ? ", " : "", names[k]);
+    }
+    if (at < sizeof text)
+        snprintf(text + at, sizeof text - at, ")");
+    return sl__dataset_create(out, &select_ops, &in, 1, p, "%s", text);
 }

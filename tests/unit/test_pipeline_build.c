@@ -102,6 +102,8 @@ static const struct {
     {"range(3) | zip(range(10, 20) | rename(value=\"other\"))", "10 11 12"},
     {"range(10) | rename(value=\"v\") | zip(range(4))", "0 1 2 3"},
     {"range(3) | rename(value=\"v\")", "0 1 2"},
+    {"range(3) | enumerate(start=5) | select(\"value\", \"index\")", "5 6 7"},
+    {"range(3) | enumerate(start=5) | select(\"value\")", "0 1 2"},
     {"range(3) | cache | repeat(2)", "0 1 2 0 1 2"},
     {"range(5) | padded_batch(2)", "[0,1] [2,3] [4]"},
 };
@@ -210,6 +212,25 @@ static void test_without_registry_no_functions(void **state)
     sl_dataset_release(ds);
 }
 
+static void test_select_names_a_missing_tensor(void **state)
+{
+    sl_dataset *ds;
+    char err[256];
+    assert_int_equal(
+        sl_pipeline_build(&ds, "range(3) | select(\"value\", \"nope\")", NULL, err, sizeof err), 0);
+    sl_iter *it;
+    assert_int_equal(sl_iter_open(&it, ds, NULL), 0);
+    sl_element e;
+    assert_int_equal(sl_iter_next(it, &e), SL_ERR_NOT_FOUND);
+    assert_string_equal(sl_iter_errmsg(it),
+                        "select(\"value\", \"nope\"): element 0 has no tensor \"nope\": not found");
+    sl_iter_close(it);
+    sl_dataset_release(ds);
+    assert_int_equal(
+        sl_pipeline_build(&ds, "range(3) | select(\"value\", \"value\")", NULL, err, sizeof err),
+        SL_ERR_INVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_dataset_text_is_the_canonical_text),
         cmocka_unit_test(test_errors_name_position_and_stage),
         cmocka_unit_test(test_without_registry_no_functions),
+        cmocka_unit_test(test_select_names_a_missing_tensor),
     };
     return cmocka_run_group_tests(tests, sl_test_leak_setup, sl_test_leak_teardown);
 }

@@ -176,6 +176,9 @@ int sl_dataset_shuffle(sl_dataset **out, sl_dataset *in, int64_t buffer, uint64_
  * from[k] is an error naming it. */
 int sl_dataset_rename(sl_dataset **out, sl_dataset *in, const char *const *from,
                       const char *const *to, int n);
+/* Keeps only the tensors named names[0..n) (distinct, n <= SL_ELEMENT_MAX), in that order; an
+ * element without one of them is an error naming it. */
+int sl_dataset_select(sl_dataset **out, sl_dataset *in, const char *const *names, int n);
 
 /* Keeps the first complete pass over `in` in memory (sharing the elements' buffers) and
  * replays it in later epochs (under repeat) without reading `in` again. A pass that stops
@@ -274,13 +277,18 @@ uint64_t sl_iter_skipped(const sl_iter *it);
 void sl_iter_close(sl_iter *it); /* NULL does nothing */
 
 /* Per-stage counters, sampled cheaply (a clock read on one `next` call in 64, none per
- * element): one entry per node of the pipeline, the last stage first and inputs after it. */
+ * element): one entry per node of the pipeline, the last stage first and inputs after it.
+ * The full counters and their analysis (bottleneck, predictions): sluice/profile.h. */
 typedef struct sl_stage_stats {
     const char *stage;     /* the stage's canonical text (valid while the dataset lives) */
     int depth;             /* 0: the pipeline's last stage; an input is one deeper */
     uint64_t elements;     /* elements the stage has returned */
     double ns_per_element; /* time per returned element in its `next`, its inputs' included
                             * (for a stage above a work-ahead stage: the wait) */
+    uint64_t bytes;        /* tensor bytes returned (estimated from the sampled calls) */
+    uint64_t wait_ns;      /* work-ahead stages: the consumer's time blocked in `next` */
+    uint64_t blocked_ns;   /* work-ahead stages: the producer's time blocked on a full ring */
+    uint64_t busy_ns;      /* parallel map: time spent in the function, all threads together */
 } sl_stage_stats;
 /* Fills up to cap entries; returns the number of nodes (call with cap 0 to size). */
 int sl_iter_stats(const sl_iter *it, sl_stage_stats *out, int cap);
