@@ -7,6 +7,8 @@
 #   4. convert back to TFRecord and check the bytes are identical to the original
 #   5. damage a copy: verify names the spot, repair recovers every intact record
 #   6. stream the shards through the engine (examples/stream_records.c)
+#   7. images: generate an ImageFolder of shapes (examples/make_shapes.c), convert it with
+#      `sluice convert DIR`, and stream it through decode + random crop + flip + normalize
 # usage: demo.sh SLUICE_BINARY OUT_DIR
 set -euo pipefail
 sluice=$(realpath "$1")
@@ -54,5 +56,13 @@ run "$sluice" verify repaired.sluice
 step "6. stream the shards through the engine: records -> shuffle -> map -> batch -> prefetch"
 examples=$(realpath "$(dirname "$sluice")/../examples")
 run "$examples/stream_records" 'train-*.sluice'
+
+step "7. images: an ImageFolder of 1000 JPEG shapes in 4 classes -> typed records -> augmentation"
+run "$examples/make_shapes" shapes --per-class 250
+run "$sluice" convert shapes -o shapes-train --shards 2
+echo "   labels.txt: $(tr '\n' ' ' < labels.txt)"
+images='records("shapes-train-*.sluice") | global_shuffle(seed=1) | map(decode_jpeg, random_resized_crop(56), flip, normalize(imagenet), parallel=auto) | select("image", "label")'
+run "$sluice" head "$images | batch(32)" -n 2
+run "$sluice" bench "$images | repeat | batch(32) | prefetch(auto)" --seconds 3
 
 printf '\nDemo finished: files are in %s\n' "$(pwd)"
