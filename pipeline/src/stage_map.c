@@ -331,7 +331,7 @@ static map_slot *ready_slot(map_stage *m, int *end)
     const map_params *p = params_of(&m->base);
     *end = 0;
     if (!p->opts.unordered) {
-        if (m->head < m->issued) {
+        if (m->issued != m->head) { /* modular: indices may wrap past 2^64 */
             map_slot *s = &m->slots[m->head % (uint64_t)m->nslots];
             return s->state == SLOT_DONE ? s : NULL;
         }
