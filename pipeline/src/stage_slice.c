@@ -282,11 +282,19 @@ static sl__state_reader *restore_own(slice_stage *x, kind k, sl__state_reader *s
     }
     if (k != K_SHARD) {
         x->pos = (int64_t)sl__state_get(st);
+        /* take and skip count up to their argument; a count outside [0, a] is not a state they
+         * can be in (and skip would loop over it) */
+        if ((k == K_TAKE || k == K_SKIP) && (x->pos < 0 || x->pos > p->a) && !st->err)
+            *rc = sl__stage_fail(&x->base, SL_ERR_CORRUPT, "checkpoint: position %lld",
+                                 (long long)x->pos);
         return st;
     }
     const int64_t prefix = (int64_t)sl__state_get(st);
     if (sl__dataset_random_access(x->base.ds->inputs[0])) {
         x->pos = x->row0 = prefix;
+        if (prefix < 0 && !st->err)
+            *rc = sl__stage_fail(&x->base, SL_ERR_CORRUPT, "checkpoint: position %lld",
+                                 (long long)prefix);
         return NULL;
     }
     const int64_t n = (int64_t)sl__state_get(st), i = (int64_t)sl__state_get(st);
@@ -299,6 +307,9 @@ static sl__state_reader *restore_own(slice_stage *x, kind k, sl__state_reader *s
     }
     x->pos = (int64_t)sl__state_get(st);
     x->row0 = (int64_t)sl__state_get(st);
+    if ((x->row0 < 0 || x->pos < x->row0 || prefix < x->row0) && !st->err)
+        *rc = sl__stage_fail(&x->base, SL_ERR_CORRUPT, "checkpoint: position %lld from %lld",
+                             (long long)x->pos, (long long)x->row0);
     return st;
 }
 
