@@ -17,7 +17,7 @@ FUZZ_SECONDS ?= 600
 # Debian 12 packages the build, the tests and the demo need.
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev \
 	libzstd-dev liburing-dev libcmocka-dev libisal-dev zlib1g-dev \
-	libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev \
+	libjpeg62-turbo-dev libturbojpeg0-dev libpng-dev libopenblas-dev \
 	python3 python3-protobuf python3-crcmod zstd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -38,7 +38,8 @@ extern "C" {
     X(SYNTAX, -1017, "syntax error")                                         \
     X(NOT_CHECKPOINTABLE, -1018, "stage cannot be checkpointed")             \
     X(TOO_LARGE, -1019, "value too large")                                   \
-    X(EXISTS, -1020, "already exists")
+    X(EXISTS, -1020, "already exists")                                       \
+    X(NONFINITE, -1021, "value is not finite (NaN or infinity)")
 
 enum {
 #define SL__ERR_ENUM(name, value, msg) SL_ERR_##name = (value),
