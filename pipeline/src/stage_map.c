@@ -266,7 +266,7 @@ static int start_workers(map_stage *m, int flush)
 static void *runner_main(void *arg)
 {
     map_stage *m = arg;
-    int snapshots = m->snapshots;
+    int snapshots = m->snapshots && !m->refusal[0]; /* written before the runner started */
     char why[ERR_CAP];
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
@@ -521,7 +521,13 @@ static int snapshot_input(map_stage *m)
     if (!m->snapshots)
         return 0;
     sl__state_writer_reset(&m->last_snap);
-    return sl__stage_save(m->input, &m->last_snap);
+    char why[ERR_CAP];
+    const int rc = sl__stage_snapshot(m->input, &m->last_snap, why, sizeof why);
+    if (rc == SL_ERR_NOT_CHECKPOINTABLE) { /* runner not started: no lock needed yet */
+        snprintf(m->refusal, sizeof m->refusal, "%s", why);
+        return 0;
+    }
+    return rc;
 }
 
 static int sequential_seek(sl__stage *s, uint64_t pos)

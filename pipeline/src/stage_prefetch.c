@@ -44,7 +44,7 @@ static void *runner_main(void *arg)
     prefetch_stage *p = arg;
     sl_element e;
     sl__state_writer snap = {0};
-    int snapshots = p->snapshots;
+    int snapshots = p->snapshots && !p->refusal[0]; /* written before the runner started */
     char why[SL_ERRMSG_CAP];
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
@@ -224,7 +224,9 @@ static int prefetch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl_
         if (!(p->snaps = sl_calloc((size_t)cap, sizeof *p->snaps)))
             rc = SL_ERR_NOMEM;
         else
-            rc = sl__stage_save(p->input, &p->last_snap);
+            rc = sl__stage_snapshot(p->input, &p->last_snap, p->refusal, sizeof p->refusal);
+        if (rc == SL_ERR_NOT_CHECKPOINTABLE)
+            rc = 0; /* the stream goes on; `save` reports p->refusal */
     }
     if (rc == 0) {
         rc = -pthread_create(&p->runner, NULL, runner_main, p);
