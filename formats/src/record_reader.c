@@ -18,7 +18,11 @@
  * SPAN_TARGET bytes of consecutive chunks read with one pread (more when one chunk is bigger);
  * `zbody` holds the last decompressed zstd chunk (a cache for random reads into the same
  * chunk); `rbuf` holds one raw record read at random; `cbuf` is scratch for compressed bytes
- * read at random and is never handed out.
+ * read at random and is never handed out. `loaned` is a caller's buffer handed over with
+ * sl_record_reader_load_chunk (one reference, held while the cursor serves a raw chunk from
+ * it): a caller with its own read-ahead reads chunks and the reader only checks them, through
+ * the same serve_chunk() that checks its own spans, so both paths fail with the same message.
+ * Every read goes through reader_pread (pread(2), or the caller's read_fn).
  *
  * Threading: one thread at a time per reader; readers share nothing.
  */
@@ -310,6 +314,8 @@ struct sl_record_reader {
     int fd;
     char *path;
     int verify;
+    sl_record_read_fn read_fn; /* NULL: pread(2) */
+    void *read_user;
     sl_errmsg err;
     uint64_t file_size;
     sl__file_header hdr;
@@ -332,7 +338,8 @@ struct sl_record_reader {
     const uint8_t *cur_body;
     sl_buffer *cur_owner; /* span or zbody; not an extra reference */
 
-    sl_buffer *span; /* raw bytes of chunks [span_first, span_first + span_count) */
+    sl_buffer *loaned; /* a caller's chunk bytes (load_chunk); one reference, or NULL */
+    sl_buffer *span;   /* raw bytes of chunks [span_first, span_first + span_count) */
     uint64_t span_first, span_count, span_offset;
 
     sl_buffer *zbody; /* decompressed body of chunk zchunk */
@@ -353,6 +360,12 @@ static int own_buffer(sl_buffer **b, size_t size)
     return sl_buffer_create(b, size ? size : 1);
 }
 
+static int reader_pread(sl_record_reader *r, void *buf, size_t n, uint64_t offset)
+{
+    return r->read_fn ? r->read_fn(r->read_user, r->fd, buf, n, offset)
+                      : sl__pread_full(r->fd, buf, n, offset);
+}
+
 static int fail_open(sl_record_reader *r, int code, uint64_t offset, const char *what)
 {
     return sl__errmsg_set(&r->err, code, "%s: %s at offset %" PRIu64, r->path, what, offset);
@@ -365,7 +378,7 @@ static int load_header(sl_record_reader *r)
     if (r->file_size < SL__HEADER_FIXED) {
         /* Too short for a header: a cut-off sluice file if what is there matches the magic. */
         const size_t n = (size_t)SL_MIN(r->file_size, 8);
-        int rc = sl__pread_full(r->fd, fixed, n, 0);
+        int rc = reader_pread(r, fixed, n, 0);
         if (rc < 0)
             return fail_open(r, rc, 0, "reading the header");
         rc = n && !memcmp(fixed, SL__FILE_MAGIC, n) ? SL_ERR_TRUNCATED : SL_ERR_FORMAT;
@@ -373,7 +386,7 @@ static int load_header(sl_record_reader *r)
                               "%s: file is %" PRIu64 " bytes, shorter than a header at offset 0",
                               r->path, r->file_size);
     }
-    int rc = sl__pread_full(r->fd, fixed, sizeof fixed, 0);
+    int rc = reader_pread(r, fixed, sizeof fixed, 0);
     if (rc < 0)
         return fail_open(r, rc, 0, "reading the header");
     rc = sl__header_decode(fixed, r->file_size, &r->hdr, &why);
@@ -388,7 +401,7 @@ static int load_header(sl_record_reader *r)
     uint8_t *h = sl_malloc(r->hdr.size);
     if (!h)
         return sl__errmsg_set(&r->err, SL_ERR_NOMEM, "%s: header", r->path);
-    rc = sl__pread_full(r->fd, h, r->hdr.size, 0);
+    rc = reader_pread(r, h, r->hdr.size, 0);
     if (rc < 0) {
         sl_free(h);
         return fail_open(r, rc, 0, "reading the header");
@@ -431,7 +444,7 @@ static int load_index(sl_record_reader *r)
         return fail_open(r, SL_ERR_TRUNCATED, r->file_size,
                          "file ends before the footer (truncated or unfinished)");
     const uint64_t foot_off = r->file_size - SL__FOOTER;
-    int rc = sl__pread_full(r->fd, fb, sizeof fb, foot_off);
+    int rc = reader_pread(r, fb, sizeof fb, foot_off);
     if (rc < 0)
         return fail_open(r, rc, foot_off, "reading the footer");
     rc = sl__footer_decode(fb, r->file_size, &r->foot, &why);
@@ -448,7 +461,7 @@ static int load_index(sl_record_reader *r)
     if (!r->index)
         return sl__errmsg_set(&r->err, SL_ERR_NOMEM, "%s: index of %" PRIu64 " bytes", r->path,
                               r->foot.index_size);
-    rc = sl__pread_full(r->fd, r->index, r->foot.index_size, r->foot.index_offset);
+    rc = reader_pread(r, r->index, r->foot.index_size, r->foot.index_offset);
     if (rc < 0)
         return fail_open(r, rc, r->foot.index_offset, "reading the index");
     if (r->verify && sl_crc32c(0, r->index, r->foot.index_size) != r->foot.index_crc)
@@ -527,6 +540,8 @@ int sl_record_reader_open(sl_record_reader **out, const char *path,
     r->cur_chunk = NO_CHUNK;
     r->zchunk = NO_CHUNK;
     r->verify = !(opts && opts->skip_verify);
+    r->read_fn = opts ? opts->read_fn : NULL;
+    r->read_user = opts ? opts->read_user : NULL;
     r->path = sl_strdup(path ? path : "");
     if (!r->path) {
         sl_free(r);
@@ -562,6 +577,7 @@ void sl_record_reader_close(sl_record_reader *r)
     ZSTD_freeDCtx(r->dctx);
     sl_free(r->index);
     sl_free(r->header_checked);
+    sl_buffer_release(r->loaned);
     sl_buffer_release(r->span);
     sl_buffer_release(r->zbody);
     sl_buffer_release(r->rbuf);
@@ -672,33 +688,12 @@ static int decompress_chunk(sl_record_reader *r, uint64_t k, const uint8_t *src,
     return 0;
 }
 
-/* Makes chunk k the sequential cursor's chunk: reads a span starting there unless the current
- * span holds it, checks header and payload crc, decompresses when needed. */
-static int enter_chunk(sl_record_reader *r, uint64_t k, uint64_t record)
+/* Checks chunk k's bytes at p (its header, then its payload) as they came from the file and
+ * makes k the sequential cursor's chunk; `owner` holds p. Decompresses zstd chunks. */
+static int serve_chunk(sl_record_reader *r, uint64_t k, const uint8_t *p, sl_buffer *owner,
+                       uint64_t record)
 {
     const sl__chunk_entry *e = &r->chunks[k];
-    r->cur_chunk = NO_CHUNK;
-    r->cur_owner = NULL;
-    if (!r->span || k < r->span_first || k >= r->span_first + r->span_count) {
-        /* Consecutive chunks up to SPAN_TARGET bytes (at least chunk k), one pread. */
-        uint64_t n = 1, bytes = sl__chunk_span(e->stored_size);
-        while (k + n < r->nchunks &&
-               bytes + sl__chunk_span(r->chunks[k + n].stored_size) <= SPAN_TARGET) {
-            bytes += sl__chunk_span(r->chunks[k + n].stored_size);
-            n++;
-        }
-        r->span_count = 0;
-        int rc = own_buffer(&r->span, bytes);
-        if (rc < 0)
-            return fail_at(r, rc, record, k, e->offset, "read buffer");
-        rc = sl__pread_full(r->fd, sl_buffer_data(r->span), bytes, e->offset);
-        if (rc < 0)
-            return fail_at(r, rc, record, k, e->offset, "reading chunks");
-        r->span_first = k;
-        r->span_count = n;
-        r->span_offset = e->offset;
-    }
-    const uint8_t *p = (const uint8_t *)sl_buffer_data(r->span) + (e->offset - r->span_offset);
     if (r->verify) {
         SL_TRY(check_chunk_header(r, k, p, record));
         if (sl_crc32c(0, p + SL__CHUNK_HEADER, e->stored_size) != e->payload_crc)
@@ -713,10 +708,47 @@ static int enter_chunk(sl_record_reader *r, uint64_t k, uint64_t record)
         r->cur_owner = r->zbody;
     } else {
         r->cur_body = p + SL__CHUNK_HEADER;
-        r->cur_owner = r->span;
+        r->cur_owner = owner;
     }
     r->cur_chunk = k;
     return 0;
+}
+
+static void drop_loan(sl_record_reader *r)
+{
+    sl_buffer_release(r->loaned);
+    r->loaned = NULL;
+}
+
+/* Makes chunk k the sequential cursor's chunk: reads a span starting there unless the current
+ * span holds it, then serves it. */
+static int enter_chunk(sl_record_reader *r, uint64_t k, uint64_t record)
+{
+    const sl__chunk_entry *e = &r->chunks[k];
+    r->cur_chunk = NO_CHUNK;
+    r->cur_owner = NULL;
+    drop_loan(r);
+    if (!r->span || k < r->span_first || k >= r->span_first + r->span_count) {
+        /* Consecutive chunks up to SPAN_TARGET bytes (at least chunk k), one pread. */
+        uint64_t n = 1, bytes = sl__chunk_span(e->stored_size);
+        while (k + n < r->nchunks &&
+               bytes + sl__chunk_span(r->chunks[k + n].stored_size) <= SPAN_TARGET) {
+            bytes += sl__chunk_span(r->chunks[k + n].stored_size);
+            n++;
+        }
+        r->span_count = 0;
+        int rc = own_buffer(&r->span, bytes);
+        if (rc < 0)
+            return fail_at(r, rc, record, k, e->offset, "read buffer");
+        rc = reader_pread(r, sl_buffer_data(r->span), bytes, e->offset);
+        if (rc < 0)
+            return fail_at(r, rc, record, k, e->offset, "reading chunks");
+        r->span_first = k;
+        r->span_count = n;
+        r->span_offset = e->offset;
+    }
+    const uint8_t *p = (const uint8_t *)sl_buffer_data(r->span) + (e->offset - r->span_offset);
+    return serve_chunk(r, k, p, r->span, record);
 }
 
 /* The index entry of record i, checked against its chunk so that it can be dereferenced. */
@@ -776,7 +808,7 @@ static int read_raw_record(sl_record_reader *r, uint64_t i, const sl__record_ent
     if (r->verify && !(r->header_checked[e->chunk / 8] & (1u << (e->chunk % 8)))) {
         /* Once per chunk: bind the chunk to the index before trusting its records. */
         uint8_t h[SL__CHUNK_HEADER];
-        const int rc = sl__pread_full(r->fd, h, sizeof h, c->offset);
+        const int rc = reader_pread(r, h, sizeof h, c->offset);
         if (rc < 0)
             return fail_at(r, rc, i, e->chunk, c->offset, "reading chunk header");
         SL_TRY(check_chunk_header(r, e->chunk, h, i));
@@ -787,7 +819,7 @@ static int read_raw_record(sl_record_reader *r, uint64_t i, const sl__record_ent
     if (rc < 0)
         return fail_at(r, rc, i, e->chunk, off, "record buffer");
     uint8_t *p = sl_buffer_data(r->rbuf);
-    rc = sl__pread_full(r->fd, p, n, off);
+    rc = reader_pread(r, p, n, off);
     if (rc < 0)
         return fail_at(r, rc, i, e->chunk, off, "reading record");
     if (r->verify && sl__record_crc(p, e->length) != sl__load_u32le(p + e->length))
@@ -811,7 +843,7 @@ static int read_zstd_record(sl_record_reader *r, uint64_t i, const sl__record_en
             r->cbuf = nb;
             r->cbuf_cap = bytes;
         }
-        int rc = sl__pread_full(r->fd, r->cbuf, bytes, c->offset);
+        int rc = reader_pread(r, r->cbuf, bytes, c->offset);
         if (rc < 0)
             return fail_at(r, rc, i, k, c->offset, "reading chunk");
         if (r->verify) {
@@ -841,4 +873,84 @@ int sl_record_reader_read(sl_record_reader *r, uint64_t i, sl_record *rec)
     if (r->chunks[e->chunk].codec == SL__CODEC_ZSTD)
         return read_zstd_record(r, i, e, rec);
     return read_raw_record(r, i, e, rec);
+}
+
+/* ---- reads the caller issues ------------------------------------------------------------ */
+
+uint64_t sl_record_reader_chunk_count(const sl_record_reader *r)
+{
+    return r->nchunks;
+}
+
+int sl_record_reader_chunk_of(const sl_record_reader *r, uint64_t i, uint64_t *chunk)
+{
+    if (i >= r->nrecords)
+        return SL_ERR_RANGE;
+    /* Open checked that the chunk entries tile the records in order, but a record entry's
+     * chunk number is only checked when used: take the chunk from the chunk table. */
+    uint64_t lo = 0, hi = r->nchunks; /* the last chunk whose first record is <= i */
+    while (hi - lo > 1) {
+        const uint64_t mid = lo + (hi - lo) / 2;
+        if (r->chunks[mid].first_record <= i)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    *chunk = lo;
+    return 0;
+}
+
+int sl_record_reader_chunk_records(const sl_record_reader *r, uint64_t k, uint64_t *first,
+                                   uint64_t *count)
+{
+    if (k >= r->nchunks)
+        return SL_ERR_RANGE;
+    *first = r->chunks[k].first_record;
+    *count = r->chunks[k].count;
+    return 0;
+}
+
+int sl_record_reader_chunk_span(const sl_record_reader *r, uint64_t k, uint64_t *offset,
+                                uint64_t *length)
+{
+    if (k >= r->nchunks)
+        return SL_ERR_RANGE;
+    *offset = r->chunks[k].offset;
+    *length = sl__chunk_span(r->chunks[k].stored_size);
+    return 0;
+}
+
+int sl_record_reader_fd(const sl_record_reader *r)
+{
+    return r->fd;
+}
+
+int sl_record_reader_load_chunk(sl_record_reader *r, uint64_t k, sl_buffer *buf, size_t at,
+                                int64_t got)
+{
+    if (k >= r->nchunks)
+        return sl__errmsg_set(&r->err, SL_ERR_RANGE,
+                              "%s: chunk %" PRIu64 " handed over, file has %" PRIu64, r->path, k,
+                              r->nchunks);
+    const sl__chunk_entry *e = &r->chunks[k];
+    /* The record `next` would have been reading when it met this failure itself. */
+    const uint64_t record =
+        r->pos >= e->first_record && r->pos - e->first_record < e->count ? r->pos : e->first_record;
+    const uint64_t length = sl__chunk_span(e->stored_size);
+    r->cur_chunk = NO_CHUNK;
+    r->cur_owner = NULL;
+    drop_loan(r);
+    if (got < 0)
+        return fail_at(r, got < INT32_MIN ? -EIO : (int)got, record, k, e->offset,
+                       "reading chunks");
+    if ((uint64_t)got < length)
+        return fail_at(r, SL_ERR_TRUNCATED, record, k, e->offset, "reading chunks");
+    if (!buf || at > sl_buffer_size(buf) || length > sl_buffer_size(buf) - at)
+        return fail_at(r, SL_ERR_INVAL, record, k, e->offset,
+                       "chunk bytes handed over lie outside their buffer");
+    r->loaned = sl_buffer_retain(buf);
+    const int rc = serve_chunk(r, k, (const uint8_t *)sl_buffer_data(buf) + at, buf, record);
+    if (rc < 0 || e->codec != SL__CODEC_RAW)
+        drop_loan(r); /* a zstd chunk is served from zbody: the stored bytes are done with */
+    return rc;
 }

@@ -20,20 +20,54 @@
  * A stage keeps the file being read sequentially open, plus one reader per file touched by
  * random access (opened on first use; a dataset of very many files touched at random holds
  * that many descriptors: a bounded cache is future work).
+ *
+ * I/O (sluice files; pipeline/IO.md): every read goes through sl_io, so io_uring serves it
+ * where the kernel allows and SLUICE_IO=pread selects pread(2) for all of them. The
+ * sequential cursor reads ahead: a ring of up to RA_DEPTH spans (consecutive chunks, about
+ * RA_SPAN_TARGET bytes each, whole chunks) is kept in flight in file order, through the end
+ * of the current file into the first chunks of the next one, whose reader is opened early for
+ * that. A span's bytes go to the record reader with sl_record_reader_load_chunk, which checks
+ * them as its own reads (so errors name file, record, chunk and offset the same way) and
+ * serves the records from the span's buffer without a copy. Memory: spans x span bytes, at
+ * most max(RA_BYTES, 2 spans), reported to the memory budget. Ring invariant: spans
+ * [head, head + live) cover consecutive chunks in file order starting at or before the chunk
+ * `next` reads; a span's buffer is rewritten only after its read finished and only when no
+ * element or reader holds it (refcount 1), else a fresh buffer replaces it. Random access
+ * (`get`) reads through a second sl_io, one read at a time (the engine asks for one element
+ * at a time), on pread unless SLUICE_IO=io_uring (random_backend). The readers' own reads (header,
+ * index, a chunk not read ahead) go through the same sl_io as synchronous single reads (read_fn).
+ * TFRecord files are read with the TFRecord reader's own reads.
  */
+#include <assert.h>
 #include <errno.h>
 #include <glob.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "engine_internal.h"
 #include "sluice/alloc.h"
+#include "sluice/io.h"
 #include "sluice/record.h"
 #include "sluice/schema.h"
 #include "sluice/tfrecord.h"
 
 typedef enum { KIND_SLUICE, KIND_TFRECORD } file_kind;
+
+/* Read-ahead sizing. One span is one read: whole consecutive chunks up to RA_SPAN_TARGET bytes
+ * (a single bigger chunk makes a bigger span), large enough that a read's fixed cost vanishes
+ * and that io_uring's queue holds device-sized requests. RA_BYTES bounds the memory of the
+ * spans in flight (8 x 1 MiB: enough reads outstanding to keep a disk busy, the cold-cache
+ * gain of bench_io is reached at depth 8); at least two spans, so the next read is in flight
+ * while the current span is consumed. */
+enum {
+    RA_DEPTH = 8,
+    RA_SPAN_TARGET = 1 << 20,
+    RA_BYTES = 8 << 20,
+    RA_IO_DEPTH = RA_DEPTH + 1, /* + one synchronous read of a reader's own */
+    RANDOM_IO_DEPTH = 1,        /* `get` reads one record (or chunk) at a time */
+};
 
 typedef struct files_params {
     file_kind kind;
@@ -46,7 +80,18 @@ typedef struct files_params {
     const char **names; /* (fields) element names: the schema's field names or "record" */
     int nfields;
     uint64_t data_bytes; /* record payload bytes (sluice) or file bytes (TFRecord) in all */
+    uint64_t span_bytes; /* sluice: a read-ahead buffer's size (the largest span) */
+    unsigned nspans;     /* sluice: read-ahead spans in flight at most */
 } files_params;
+
+/* One read-ahead read: chunks [first, first + count) of file `file`, at `offset`. */
+typedef struct ra_span {
+    sl_io_request req; /* req.user points back here */
+    sl_buffer *buf;    /* span_bytes; one reference, the stage's */
+    size_t file;
+    uint64_t first, count, offset;
+    int done; /* req finished (result set) */
+} ra_span;
 
 typedef struct files_stage {
     sl__stage base;
@@ -59,6 +104,18 @@ typedef struct files_stage {
     sl_tfrecord_reader *tseq;
     sl_record_reader **ra;    /* (nfiles) random-access readers, opened lazily */
     sl_tfrecord_reader **tra; /* (nfiles) */
+
+    /* Sluice files' I/O (see the top of the file). */
+    sl_io *io;           /* sequential reads; opened by the first `next` */
+    sl_io *rio;          /* random access; opened by the first `get` */
+    ra_span *spans;      /* (nspans) ring; [head, head + live) issued, in file order */
+    unsigned head, live; /* ring position of the oldest span, spans issued */
+    size_t plan_file;    /* the next span starts at chunk plan_chunk of plan_file */
+    uint64_t plan_chunk;
+    sl_record_reader *ahead; /* file cur + 1, opened when read-ahead reaches it, or NULL */
+    int ahead_failed;        /* opening it failed: left to `next` to open and report */
+    uint64_t loaded_first, loaded_end; /* records of the chunk handed over last (file cur) */
+    int sync_done;                     /* the synchronous read of seq_read finished */
 } files_stage;
 
 static const files_params *fp(const sl__stage *s)
@@ -121,6 +178,231 @@ static int element_from_bytes(sl__stage *s, const uint8_t *data, size_t size, sl
     return sl_element_push(out, "record", &t);
 }
 
+/* ---- sl_io plumbing (sluice files) ---------------------------------------------------------- */
+
+static int open_io(sl__stage *s, sl_io **io, sl_io_backend backend, unsigned depth)
+{
+    if (*io)
+        return 0;
+    const sl_io_options o = {.backend = backend, .queue_depth = depth};
+    const int rc = sl_io_open(io, &o);
+    if (rc == 0)
+        return 0;
+    const int out = sl__stage_fail(s, rc, "opening the file reader's I/O: %s", sl_io_errmsg(*io));
+    sl_io_close(*io);
+    *io = NULL;
+    return out;
+}
+
+/* Takes back finished reads from the sequential sl_io (at least min_complete) and marks their
+ * spans done, or the synchronous read (user NULL). Returns 0 or the ring's failure. */
+static int take_done(files_stage *f, size_t min_complete)
+{
+    sl_io_request *done[RA_IO_DEPTH];
+    size_t n;
+    const int rc = sl_io_wait(f->io, min_complete, done, RA_IO_DEPTH, &n);
+    if (rc < 0)
+        return rc;
+    /* Waiting for a read that is not outstanding would be a bug of this file. */
+    assert(rc != SL_EOF || min_complete == 0);
+    for (size_t k = 0; k < n; k++) {
+        if (done[k]->user)
+            ((ra_span *)done[k]->user)->done = 1;
+        else
+            f->sync_done = 1;
+    }
+    return 0;
+}
+
+/* take_done for the stage's own waits: a ring failure fails the stage. */
+static int reap(files_stage *f, size_t min_complete)
+{
+    const int rc = take_done(f, min_complete);
+    return rc < 0 ? sl__stage_fail(&f->base, rc, "%s", sl_io_errmsg(f->io)) : 0;
+}
+
+static int read_result(const sl_io_request *q)
+{
+    if (q->result < 0)
+        return (int)q->result;
+    return (uint64_t)q->result < q->length ? SL_ERR_TRUNCATED : 0;
+}
+
+/* read_fn of the sequential readers: one read through the sequential sl_io, while the
+ * read-ahead reads stay in flight beside it. Errors go back to the reader, which names them. */
+static int seq_read(void *user, int fd, void *buf, size_t n, uint64_t offset)
+{
+    files_stage *f = user;
+    sl_io_request q = {.fd = fd, .offset = offset, .length = n, .buf = buf};
+    f->sync_done = 0;
+    int rc = sl_io_submit(f->io, &q, 1);
+    while (rc == 0 && !f->sync_done)
+        rc = take_done(f, 1);
+    /* After a ring failure q's result means nothing; the failure is sticky (IO.md). */
+    return rc < 0 ? rc : read_result(&q);
+}
+
+/* read_fn of the random-access readers. */
+static int random_read(void *user, int fd, void *buf, size_t n, uint64_t offset)
+{
+    files_stage *f = user;
+    sl_io_request q = {.fd = fd, .offset = offset, .length = n, .buf = buf};
+    const int rc = sl_io_read_all(f->rio, &q, 1);
+    return rc < 0 ? rc : read_result(&q);
+}
+
+/* The backend of random access. One read at a time leaves io_uring nothing to overlap, and
+ * per read it costs more than pread (bench_io, warm cache, depth 1: 0.71-0.94x of pread), so
+ * `get` takes pread unless SLUICE_IO names io_uring; an invalid SLUICE_IO still fails, through
+ * sl_io_open. */
+static sl_io_backend random_backend(void)
+{
+    const char *v = getenv("SLUICE_IO");
+    const int plain = !v || !*v || strcmp(v, "auto") == 0 || strcmp(v, "pread") == 0;
+    return plain ? SL_IO_PREAD : SL_IO_AUTO;
+}
+
+static int open_sluice(files_stage *f, size_t file, sl_record_reader **out)
+{
+    const sl_record_reader_options o = {.read_fn = seq_read, .read_user = f};
+    return sl_record_reader_open(out, fp(&f->base)->paths[file], &o);
+}
+
+/* ---- read-ahead ------------------------------------------------------------------------------ */
+
+static ra_span *span_at(files_stage *f, unsigned i)
+{
+    return &f->spans[(f->head + i) % fp(&f->base)->nspans];
+}
+
+/* Waits until every issued read finished, then forgets the ring (a seek, or a file the
+ * cursor leaves early): the buffers stay for reuse. */
+static int ra_drain(files_stage *f)
+{
+    int rc = 0;
+    while (f->io && sl_io_outstanding(f->io) > 0 && rc == 0)
+        rc = reap(f, sl_io_outstanding(f->io));
+    f->head = 0;
+    f->live = 0;
+    return rc;
+}
+
+/* The reader of file `file` for planning: the sequential one or the next file's. */
+static sl_record_reader *plan_reader(files_stage *f, size_t file)
+{
+    if (file == f->cur)
+        return f->seq;
+    if (file != f->cur + 1 || f->ahead_failed)
+        return NULL;
+    if (!f->ahead && open_sluice(f, file, &f->ahead) != 0) {
+        /* `next` opens it again when it gets there and reports the failure then. */
+        sl_record_reader_close(f->ahead);
+        f->ahead = NULL;
+        f->ahead_failed = 1;
+    }
+    return f->ahead;
+}
+
+/* Issues reads for the chunks after the last span while the ring has room. */
+static int ra_fill(files_stage *f)
+{
+    const files_params *p = fp(&f->base);
+    int queued = 0;
+    while (f->live < p->nspans && f->plan_file < p->nfiles) {
+        sl_record_reader *r = plan_reader(f, f->plan_file);
+        if (!r)
+            break;
+        const uint64_t nchunks = sl_record_reader_chunk_count(r);
+        if (f->plan_chunk >= nchunks) {
+            f->plan_file++;
+            f->plan_chunk = 0;
+            continue;
+        }
+        /* Whole chunks, contiguous in the file, up to the target (at least one). */
+        uint64_t off, len, n = 1, at, clen;
+        sl_record_reader_chunk_span(r, f->plan_chunk, &off, &len);
+        while (f->plan_chunk + n < nchunks &&
+               sl_record_reader_chunk_span(r, f->plan_chunk + n, &at, &clen) == 0 &&
+               at == off + len && len + clen <= RA_SPAN_TARGET) {
+            len += clen;
+            n++;
+        }
+        ra_span *sp = span_at(f, f->live);
+        if (!sp->buf || sl_buffer_refcount(sp->buf) != 1 || sl_buffer_size(sp->buf) < len) {
+            /* An element or a reader still holds the old bytes: they stay theirs. */
+            sl_buffer_release(sp->buf);
+            sp->buf = NULL;
+            if (sl_buffer_create(&sp->buf, SL_MAX(p->span_bytes, len)) != 0)
+                return sl__stage_fail(&f->base, SL_ERR_NOMEM, "%s: read-ahead buffer",
+                                      p->paths[f->plan_file]);
+        }
+        sp->file = f->plan_file;
+        sp->first = f->plan_chunk;
+        sp->count = n;
+        sp->offset = off;
+        sp->done = 0;
+        sp->req = (sl_io_request){.fd = sl_record_reader_fd(r),
+                                  .offset = off,
+                                  .length = (size_t)len,
+                                  .buf = sl_buffer_data(sp->buf),
+                                  .user = sp};
+        sl_io_queue(f->io, &sp->req);
+        queued = 1;
+        f->live++;
+        f->plan_chunk += n;
+    }
+    if (!queued)
+        return 0;
+    const int rc = sl_io_submit(f->io, NULL, 0);
+    return rc < 0 ? sl__stage_fail(&f->base, rc, "%s", sl_io_errmsg(f->io)) : 0;
+}
+
+static int span_holds(const ra_span *sp, size_t file, uint64_t k)
+{
+    return sp->file == file && k >= sp->first && k - sp->first < sp->count;
+}
+
+/* Hands chunk k of the current file to the sequential reader from the read-ahead ring,
+ * issuing reads first when the ring does not hold it (the first chunk, or after a seek). */
+static int ra_load(files_stage *f, uint64_t k)
+{
+    unsigned at = 0;
+    while (at < f->live && !span_holds(span_at(f, at), f->cur, k))
+        at++;
+    if (at == f->live) {
+        SL_TRY(ra_drain(f));
+        f->plan_file = f->cur;
+        f->plan_chunk = k;
+        SL_TRY(ra_fill(f));
+        at = 0;
+        if (f->live == 0 || !span_holds(span_at(f, 0), f->cur, k))
+            return sl__stage_fail(&f->base, SL_ERR_INVAL, "%s: chunk %llu not read ahead",
+                                  fp(&f->base)->paths[f->cur], (unsigned long long)k);
+    }
+    ra_span *sp = span_at(f, at);
+    while (!sp->done)
+        SL_TRY(reap(f, 1));
+    uint64_t off, len;
+    sl_record_reader_chunk_span(f->seq, k, &off, &len);
+    const uint64_t within = off - sp->offset;
+    int64_t got = sp->req.result;
+    if (got >= 0) /* bytes of chunk k among those read */
+        got = (uint64_t)got <= within ? 0 : (int64_t)SL_MIN((uint64_t)got - within, len);
+    const int rc = sl_record_reader_load_chunk(f->seq, k, sp->buf, (size_t)within, got);
+    if (rc)
+        return sl__stage_fail_raw(&f->base, rc, sl_record_reader_errmsg(f->seq));
+    uint64_t count;
+    sl_record_reader_chunk_records(f->seq, k, &f->loaded_first, &count);
+    f->loaded_end = f->loaded_first + count;
+    /* Spans before this one are consumed (the reader let go of them in load_chunk): their
+     * slots take the next reads. */
+    if (at > 0) {
+        f->head = (f->head + at) % fp(&f->base)->nspans;
+        f->live -= at;
+    }
+    return ra_fill(f);
+}
+
 /* ---- sequential ---------------------------------------------------------------------------- */
 
 static void close_seq(files_stage *f)
@@ -132,6 +414,17 @@ static void close_seq(files_stage *f)
     f->opened = 0;
     f->local = 0;
     f->by_index = 0;
+    f->loaded_first = f->loaded_end = 0;
+}
+
+/* Stops reading ahead: waits for the reads in flight and closes the next file's reader. */
+static int ra_stop(files_stage *f)
+{
+    const int rc = ra_drain(f);
+    sl_record_reader_close(f->ahead);
+    f->ahead = NULL;
+    f->ahead_failed = 0;
+    return rc;
 }
 
 static int open_seq(files_stage *f)
@@ -140,7 +433,14 @@ static int open_seq(files_stage *f)
     const char *path = p->paths[f->cur];
     int rc;
     if (p->kind == KIND_SLUICE) {
-        rc = sl_record_reader_open(&f->seq, path, NULL);
+        SL_TRY(open_io(&f->base, &f->io, SL_IO_AUTO, RA_IO_DEPTH));
+        if (!f->spans && !(f->spans = sl_calloc(p->nspans, sizeof *f->spans)))
+            return sl__stage_fail(&f->base, SL_ERR_NOMEM, "%s: read-ahead", path);
+        /* Read-ahead opened this file already, when it reached it. */
+        f->seq = f->ahead;
+        f->ahead = NULL;
+        f->ahead_failed = 0;
+        rc = f->seq ? 0 : open_sluice(f, f->cur, &f->seq);
         if (rc)
             return sl__stage_fail_raw(&f->base, rc,
                                       f->seq ? sl_record_reader_errmsg(f->seq) : path);
@@ -165,6 +465,10 @@ static int files_next(sl__stage *s, sl_element *out)
             SL_TRY(open_seq(f));
         int rc;
         if (p->kind == KIND_SLUICE) {
+            uint64_t k; /* a new chunk: hand it over from the read-ahead */
+            if ((f->local < f->loaded_first || f->local >= f->loaded_end) &&
+                sl_record_reader_chunk_of(f->seq, f->local, &k) == 0)
+                SL_TRY(ra_load(f, k));
             sl_record rec;
             rc = sl_record_reader_next(f->seq, &rec);
             if (rc == 0)
@@ -223,7 +527,9 @@ static int files_get(sl__stage *s, uint64_t i, sl_element *out)
     const uint64_t local = i - p->starts[k];
     int rc;
     if (p->kind == KIND_SLUICE) {
-        if (!f->ra[k] && (rc = sl_record_reader_open(&f->ra[k], p->paths[k], NULL)) != 0) {
+        SL_TRY(open_io(s, &f->rio, random_backend(), RANDOM_IO_DEPTH));
+        const sl_record_reader_options o = {.read_fn = random_read, .read_user = f};
+        if (!f->ra[k] && (rc = sl_record_reader_open(&f->ra[k], p->paths[k], &o)) != 0) {
             rc = sl__stage_fail_raw(s, rc,
                                     f->ra[k] ? sl_record_reader_errmsg(f->ra[k]) : p->paths[k]);
             sl_record_reader_close(f->ra[k]);
@@ -255,13 +561,21 @@ static void files_close(sl__stage *s)
 {
     files_stage *f = (files_stage *)s;
     const files_params *p = fp(s);
+    /* The kernel writes into the spans until their reads complete: sl_io_close waits for
+     * them before the buffers go. */
+    sl_io_close(f->io);
+    sl_io_close(f->rio);
     close_seq(f);
+    sl_record_reader_close(f->ahead);
     for (size_t i = 0; i < p->nfiles; i++) {
         if (f->ra)
             sl_record_reader_close(f->ra[i]);
         if (f->tra)
             sl_tfrecord_reader_close(f->tra[i]);
     }
+    for (unsigned i = 0; f->spans && i < p->nspans; i++)
+        sl_buffer_release(f->spans[i].buf);
+    sl_free(f->spans);
     sl_free(f->ra);
     sl_free(f->tra);
     sl_free(f);
@@ -291,6 +605,7 @@ static int files_seek(sl__stage *s, uint64_t pos)
     if (pos > p->starts[p->nfiles])
         return sl__stage_fail(s, SL_ERR_RANGE, "seeking to element %llu of %llu",
                               (unsigned long long)pos, (unsigned long long)p->starts[p->nfiles]);
+    SL_TRY(ra_stop(f));
     close_seq(f);
     f->pos = pos;
     f->cur = pos == p->starts[p->nfiles] ? p->nfiles : file_of(p, pos);
@@ -383,7 +698,8 @@ static int64_t files_memory(const sl_dataset *ds, const int64_t *in, int threads
     const files_params *p = ds->params;
     const uint64_t n = p->starts[p->nfiles];
     *elem = p->counted ? (int64_t)(n ? p->data_bytes / n : 0) + SL__ELEMENT_OVERHEAD : -1;
-    return 0;
+    /* Sluice files: the read-ahead buffers. */
+    return p->kind == KIND_SLUICE ? sl__memory_scaled(p->nspans, (int64_t)p->span_bytes) : 0;
 }
 
 static const sl__dataset_ops files_ops = {"files",     files_open,          files_cardinality,
@@ -448,6 +764,11 @@ static int scan_sluice(files_params *p, char *err, size_t errcap)
             return rc;
         }
         p->starts[i + 1] = p->starts[i] + sl_record_reader_count(r);
+        for (uint64_t k = 0; k < sl_record_reader_chunk_count(r); k++) {
+            uint64_t off, len;
+            sl_record_reader_chunk_span(r, k, &off, &len);
+            p->span_bytes = SL_MAX(p->span_bytes, len);
+        }
         sl_record_file_info info;
         sl_record_reader_info(r, &info);
         p->data_bytes += info.payload_bytes;
@@ -466,6 +787,9 @@ static int scan_sluice(files_params *p, char *err, size_t errcap)
         if (rc)
             return rc;
     }
+    /* A span is at most RA_SPAN_TARGET bytes unless one chunk is bigger. */
+    p->span_bytes = SL_MAX(p->span_bytes, (uint64_t)RA_SPAN_TARGET);
+    p->nspans = (unsigned)SL_MAX(2, SL_MIN((uint64_t)RA_DEPTH, RA_BYTES / p->span_bytes));
     p->counted = 1;
     return 0;
 }

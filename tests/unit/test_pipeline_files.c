@@ -1,14 +1,19 @@
 /* File sources: records(...) over sluice shards (opaque and typed) and tfrecord(...) with and
  * without indexes: order across files, cardinality, random access under global_shuffle, typed
- * fields by name without copies, and the errors a user meets (no match, mixed schemas). */
+ * fields by name without copies, and the errors a user meets (no match, mixed schemas). The
+ * sluice sources read through sl_io: the same streams, checkpoints and error messages under
+ * SLUICE_IO=pread and SLUICE_IO=io_uring, read-ahead across files (raw, empty, zstd) while
+ * elements hold views of the read-ahead buffers. */
 #include "testutil.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sluice/alloc.h"
 #include "sluice/example.h"
+#include "sluice/io.h"
 #include "sluice/pipeline.h"
 #include "sluice/record.h"
 #include "sluice/tfrecord.h"
@@ -331,6 +336,272 @@ static void test_source_errors_name_the_file(void **state)
     sl_dataset_release(ds);
 }
 
+/* ---- I/O backends -------------------------------------------------------------------------- */
+
+/* The backends this machine can run: pread always, io_uring where the kernel allows it. */
+static int backends(const char **names)
+{
+    int n = 0;
+    names[n++] = "pread";
+    sl_io *io;
+    const sl_io_options o = {.backend = SL_IO_URING};
+    if (sl_io_open(&io, &o) == 0)
+        names[n++] = "io_uring";
+    else
+        print_message("io_uring unavailable here (%s): pread only\n", sl_io_errmsg(io));
+    sl_io_close(io);
+    return n;
+}
+
+/* SLUICE_IO for the iterators opened until the next call; NULL unsets it. */
+static void use_backend(const char *name)
+{
+    if (name)
+        setenv("SLUICE_IO", name, 1);
+    else
+        unsetenv("SLUICE_IO");
+}
+
+static sl_dataset *records_of(const char *glob)
+{
+    char pattern[512], err[512];
+    snprintf(pattern, sizeof pattern, "%s/%s", sl_test_dir, glob);
+    const char *patterns[] = {pattern};
+    sl_dataset *ds;
+    if (sl_dataset_records(&ds, patterns, 1, err, sizeof err))
+        fail_msg("records(%s): %s", glob, err);
+    return ds;
+}
+
+static sl_test_stream *stream_of(sl_dataset *ds, int threads, uint64_t seed)
+{
+    sl_test_stream *st = sl_test_stream_new();
+    sl_iter *it = sl_test_iter_open(ds, threads, seed, NULL, 0);
+    const int rc = sl_test_drain(it, st, -1);
+    if (rc != SL_EOF)
+        fail_msg("drain: %s", sl_iter_errmsg(it));
+    sl_iter_close(it);
+    return st;
+}
+
+static void assert_streams_equal(const sl_test_stream *a, const sl_test_stream *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (int i = 0; i < a->n; i++)
+        assert_string_equal(a->line[i], b->line[i]);
+}
+
+/* records(...) in file order and under global_shuffle: the same elements under every backend,
+ * and the sequential one in record order. */
+static void test_records_same_stream_under_every_backend(void **state)
+{
+    write_shards("%s/plain-%d.sluice", 0);
+    const char *names[2];
+    const int nb = backends(names);
+    sl_dataset *ds = records_of("plain-*.sluice"), *g;
+    assert_int_equal(sl_dataset_global_shuffle(&g, ds, 5, 1), 0);
+    sl_test_stream *want_seq = NULL, *want_shuf = NULL;
+    for (int b = 0; b < nb; b++) {
+        use_backend(names[b]);
+        sl_test_stream *seq = stream_of(ds, 2, 1), *shuf = stream_of(g, 2, 1);
+        assert_int_equal(seq->n, FILES * PER_FILE);
+        for (int i = 0; i < seq->n; i++) {
+            char want[64];
+            size_t len;
+            payload(i, want, sizeof want, &len);
+            want[len] = '\0';
+            assert_string_equal(seq->line[i], want);
+        }
+        if (!want_seq) {
+            want_seq = seq;
+            want_shuf = shuf;
+            continue;
+        }
+        assert_streams_equal(seq, want_seq);
+        assert_streams_equal(shuf, want_shuf);
+        sl_free(seq);
+        sl_free(shuf);
+    }
+    use_backend(NULL);
+    sl_free(want_seq);
+    sl_free(want_shuf);
+    sl_dataset_release(g);
+    sl_dataset_release(ds);
+}
+
+/* Save after every element and restore (a seek into the middle of a file and of a chunk, with
+ * read-ahead in flight): the uninterrupted stream, under every backend. */
+static void test_records_checkpoints_under_every_backend(void **state)
+{
+    const char *names[2];
+    const int nb = backends(names);
+    sl_dataset *ds = records_of("plain-*.sluice"), *g;
+    assert_int_equal(sl_dataset_global_shuffle(&g, ds, 5, 1), 0);
+    for (int b = 0; b < nb; b++) {
+        use_backend(names[b]);
+        sl_test_check_every_cut(ds, names[b], 3);
+        sl_test_check_every_cut(g, names[b], 3);
+    }
+    use_backend(NULL);
+    sl_dataset_release(g);
+    sl_dataset_release(ds);
+}
+
+/* Big records for the read-ahead test: record i of file f, `BIG_RECORD` bytes, compressible. */
+enum { BIG_RECORD = 16 << 10, BIG_PER_FILE = 700 };
+
+static void big_fill(int i, uint8_t *b)
+{
+    for (size_t j = 0; j < BIG_RECORD; j++)
+        b[j] = (uint8_t)('a' + (i * 7 + (int)(j / 100)) % 26);
+    snprintf((char *)b, 16, "%08d", i); /* names the record for failure messages */
+}
+
+static void write_big(const char *name, int first, int count, int level)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", sl_test_dir, name);
+    const sl_record_writer_options o = {.compression_level = level, .chunk_bytes = 256 << 10};
+    sl_record_writer *w;
+    assert_int_equal(sl_record_writer_open(&w, path, &o), 0);
+    uint8_t *b = sl_malloc(BIG_RECORD);
+    for (int i = first; i < first + count; i++) {
+        big_fill(i, b);
+        assert_int_equal(sl_record_writer_write(w, b, BIG_RECORD), 0);
+    }
+    sl_free(b);
+    assert_int_equal(sl_record_writer_finish(w), 0);
+    sl_record_writer_close(w);
+}
+
+static void assert_big(const sl_element *e, int i, uint8_t *want)
+{
+    const sl_tensor *t = sl_element_get(e, "record");
+    assert_non_null(t);
+    assert_int_equal(t->shape[0], BIG_RECORD);
+    big_fill(i, want);
+    if (memcmp(t->data, want, BIG_RECORD) != 0)
+        fail_msg("element %d differs from record %d (starts \"%.8s\")", i, i,
+                 (const char *)t->data);
+}
+
+/* Files of about 11 MB (more spans than the read-ahead ring holds, so it wraps), an empty file
+ * between a raw and a zstd one: every element intact under every backend, both when each is
+ * released at once (buffers reused) and when all are held (each span pinned by its elements,
+ * so the read-ahead must take fresh buffers instead of overwriting them). */
+static void test_read_ahead_across_files_keeps_held_elements_intact(void **state)
+{
+    write_big("big-0.sluice", 0, BIG_PER_FILE, 0);
+    write_big("big-1.sluice", 0, 0, 0);
+    write_big("big-2.sluice", BIG_PER_FILE, BIG_PER_FILE, 1);
+    const int n = 2 * BIG_PER_FILE;
+    const char *names[2];
+    const int nb = backends(names);
+    sl_dataset *ds = records_of("big-*.sluice");
+    assert_int_equal(sl_dataset_cardinality(ds), n);
+    uint8_t *want = sl_malloc(BIG_RECORD);
+    sl_element *held = sl_calloc((size_t)n, sizeof *held);
+    for (int b = 0; b < nb; b++) {
+        use_backend(names[b]);
+        sl_iter *it = sl_test_iter_open(ds, 1, 0, NULL, 0);
+        sl_element e;
+        for (int i = 0; i < n; i++) {
+            assert_int_equal(sl_iter_next(it, &e), 0);
+            assert_big(&e, i, want);
+            sl_element_release(&e);
+        }
+        assert_int_equal(sl_iter_next(it, &e), SL_EOF);
+        sl_iter_close(it);
+
+        it = sl_test_iter_open(ds, 1, 0, NULL, 0);
+        for (int i = 0; i < n; i++)
+            assert_int_equal(sl_iter_next(it, &held[i]), 0);
+        assert_int_equal(sl_iter_next(it, &e), SL_EOF);
+        sl_iter_close(it);
+        for (int i = 0; i < n; i++) {
+            assert_big(&held[i], i, want);
+            sl_element_release(&held[i]);
+        }
+    }
+    use_backend(NULL);
+    sl_free(held);
+    sl_free(want);
+    sl_dataset_release(ds);
+}
+
+/* The message of the first error when reading `ds` to the end. */
+static int fail_message(sl_dataset *ds, char *msg, size_t cap)
+{
+    sl_iter *it = sl_test_iter_open(ds, 1, 0, NULL, 0);
+    sl_element e;
+    int rc;
+    while ((rc = sl_iter_next(it, &e)) == 0)
+        sl_element_release(&e);
+    snprintf(msg, cap, "%s", sl_iter_errmsg(it));
+    sl_iter_close(it);
+    return rc;
+}
+
+/* A damaged chunk met by read-ahead fails with the record reader's own message (file, record,
+ * chunk, offset), the same one under every backend. */
+static void test_damage_reported_like_the_reader_under_every_backend(void **state)
+{
+    write_big("dmg-0.sluice", 0, 40, 0);
+    write_big("dmg-1.sluice", 40, 40, 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/dmg-1.sluice", sl_test_dir);
+    sl_dataset *ds = records_of("dmg-*.sluice");
+    /* Damage a payload byte of chunk 1 of the second file, after the dataset was built. */
+    sl_record_reader *r;
+    assert_int_equal(sl_record_reader_open(&r, path, NULL), 0);
+    uint64_t off, len;
+    assert_int_equal(sl_record_reader_chunk_span(r, 1, &off, &len), 0);
+    sl_record_reader_close(r);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, (long)off + 48 + 1000, SEEK_SET);
+    fputc('#', f);
+    fclose(f);
+    /* What the reader itself says. */
+    assert_int_equal(sl_record_reader_open(&r, path, NULL), 0);
+    sl_record rec;
+    int rc;
+    while ((rc = sl_record_reader_next(r, &rec)) == 0) {
+    }
+    assert_int_equal(rc, SL_ERR_CORRUPT);
+    char want[1024];
+    snprintf(want, sizeof want, "%s", sl_record_reader_errmsg(r));
+    sl_record_reader_close(r);
+    assert_non_null(strstr(want, "(chunk 1) at offset"));
+
+    const char *names[2];
+    const int nb = backends(names);
+    for (int b = 0; b < nb; b++) {
+        use_backend(names[b]);
+        char got[1024];
+        assert_int_equal(fail_message(ds, got, sizeof got), SL_ERR_CORRUPT);
+        assert_string_equal(got, want);
+    }
+    use_backend(NULL);
+    sl_dataset_release(ds);
+}
+
+/* A SLUICE_IO value that names no backend fails the stream, sequential or random access. */
+static void test_unknown_sluice_io_fails_naming_it(void **state)
+{
+    sl_dataset *ds = records_of("plain-*.sluice"), *g;
+    assert_int_equal(sl_dataset_global_shuffle(&g, ds, 5, 1), 0);
+    use_backend("uring");
+    char msg[1024];
+    assert_int_equal(fail_message(ds, msg, sizeof msg), SL_ERR_INVAL);
+    assert_non_null(strstr(msg, "SLUICE_IO=uring: expected pread, io_uring or auto"));
+    assert_int_equal(fail_message(g, msg, sizeof msg), SL_ERR_INVAL);
+    assert_non_null(strstr(msg, "SLUICE_IO=uring: expected pread, io_uring or auto"));
+    use_backend(NULL);
+    sl_dataset_release(g);
+    sl_dataset_release(ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +611,11 @@ int main(void)
         cmocka_unit_test(test_tfrecord_with_and_without_index),
         cmocka_unit_test(test_parse_example_from_tfrecord),
         cmocka_unit_test(test_source_errors_name_the_file),
+        cmocka_unit_test(test_records_same_stream_under_every_backend),
+        cmocka_unit_test(test_records_checkpoints_under_every_backend),
+        cmocka_unit_test(test_read_ahead_across_files_keeps_held_elements_intact),
+        cmocka_unit_test(test_damage_reported_like_the_reader_under_every_backend),
+        cmocka_unit_test(test_unknown_sluice_io_fails_naming_it),
     };
     return cmocka_run_group_tests(tests, sl_test_dir_setup, sl_test_dir_teardown);
 }

@@ -3,10 +3,12 @@
  * clean failure at every allocation. */
 #include "testutil.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core_internal.h"
 #include "sluice/record.h"
@@ -593,6 +595,307 @@ static void test_alloc_failure_while_reading(void **state)
     }
 }
 
+/* ---- reads the caller issues: chunk spans and load_chunk ----------------------------------- */
+
+/* A read_fn that counts its calls and fails with `fail_with` once `fail_after` calls went by
+ * (never when fail_after < 0). */
+typedef struct counting_read {
+    int calls, fail_after, fail_with;
+} counting_read;
+
+static int count_read(void *user, int fd, void *buf, size_t n, uint64_t offset)
+{
+    counting_read *c = user;
+    const int call = c->calls++;
+    if (c->fail_after >= 0 && call >= c->fail_after)
+        return c->fail_with;
+    const ssize_t got = pread(fd, buf, n, (off_t)offset);
+    if (got < 0)
+        return -errno;
+    return (size_t)got < n ? SL_ERR_TRUNCATED : 0;
+}
+
+/* Reads chunk k the way a caller with its own I/O would: its span into a fresh buffer. */
+static sl_buffer *read_chunk(sl_record_reader *r, uint64_t k, size_t at, int64_t *got)
+{
+    uint64_t off, len;
+    assert_int_equal(sl_record_reader_chunk_span(r, k, &off, &len), 0);
+    sl_buffer *b;
+    assert_int_equal(sl_buffer_create(&b, at + len), 0);
+    const ssize_t n =
+        pread(sl_record_reader_fd(r), (uint8_t *)sl_buffer_data(b) + at, len, (off_t)off);
+    *got = n < 0 ? -errno : n;
+    return b;
+}
+
+static void test_chunk_spans_tile_the_chunk_region(void **state)
+{
+    char p[512];
+    path_of(p, sizeof p, "spans.sluice");
+    static const size_t sizes[] = {10, 300, 77, 1200};
+    const recset s = {sizes, 4, 600, 0};
+    const sl_record_writer_options o = {.chunk_bytes = 4096};
+    assert_int_equal(write_set(p, &o, &s), 0);
+    sl_record_reader *r;
+    assert_int_equal(sl_record_reader_open(&r, p, NULL), 0);
+    const uint64_t nchunks = sl_record_reader_chunk_count(r);
+    assert_true(nchunks > 10);
+    uint64_t off, len, end = 0, first, count, records = 0;
+    for (uint64_t k = 0; k < nchunks; k++) {
+        assert_int_equal(sl_record_reader_chunk_span(r, k, &off, &len), 0);
+        if (k > 0)
+            assert_int_equal(off, end); /* contiguous */
+        end = off + len;
+        assert_int_equal(sl_record_reader_chunk_records(r, k, &first, &count), 0);
+        assert_int_equal(first, records); /* records in order, none left out */
+        records += count;
+    }
+    assert_int_equal(records, s.count);
+    /* Record i's chunk: consecutive, non-decreasing, every chunk used. */
+    uint64_t prev = 0, k;
+    for (uint64_t i = 0; i < s.count; i++) {
+        assert_int_equal(sl_record_reader_chunk_of(r, i, &k), 0);
+        assert_true(k == prev || k == prev + 1);
+        prev = k;
+    }
+    assert_int_equal(prev, nchunks - 1);
+    assert_int_equal(sl_record_reader_chunk_of(r, s.count, &k), SL_ERR_RANGE);
+    assert_int_equal(sl_record_reader_chunk_span(r, nchunks, &off, &len), SL_ERR_RANGE);
+    sl_record_reader_close(r);
+}
+
+/* Every chunk handed over with load_chunk: `next` returns every record and reads nothing. */
+static void load_every_chunk(const char *path, const recset *s)
+{
+    counting_read c = {.fail_after = -1};
+    const sl_record_reader_options o = {.read_fn = count_read, .read_user = &c};
+    sl_record_reader *r;
+    assert_int_equal(sl_record_reader_open(&r, path, &o), 0);
+    const int reads_at_open = c.calls;
+    assert_true(reads_at_open > 0); /* open's own reads went through read_fn too */
+    uint8_t *scratch = malloc(rec_max(s));
+    sl_record rec;
+    uint64_t loaded = UINT64_MAX;
+    for (uint64_t i = 0; i < s->count; i++) {
+        uint64_t k;
+        assert_int_equal(sl_record_reader_chunk_of(r, i, &k), 0);
+        if (k != loaded) {
+            int64_t got;
+            sl_buffer *b = read_chunk(r, k, 24, &got); /* not at the buffer's start */
+            const int rc = sl_record_reader_load_chunk(r, k, b, 24, got);
+            if (rc)
+                fail_msg("load_chunk %llu: %s", (unsigned long long)k, sl_record_reader_errmsg(r));
+            sl_buffer_release(b); /* the reader keeps what it still needs */
+            loaded = k;
+        }
+        assert_int_equal(sl_record_reader_next(r, &rec), 0);
+        assert_record(s, &rec, i, scratch);
+    }
+    assert_int_equal(sl_record_reader_next(r, &rec), SL_EOF);
+    assert_int_equal(c.calls, reads_at_open);
+    free(scratch);
+    sl_record_reader_close(r);
+}
+
+static void test_load_chunk_serves_next_raw(void **state)
+{
+    char p[512];
+    path_of(p, sizeof p, "load_raw.sluice");
+    static const size_t sizes[] = {0, 33, 500, 4100, 8};
+    const recset s = {sizes, 5, 700, 1};
+    const sl_record_writer_options o = {.chunk_bytes = 8192};
+    assert_int_equal(write_set(p, &o, &s), 0);
+    load_every_chunk(p, &s);
+}
+
+static void test_load_chunk_serves_next_zstd(void **state)
+{
+    char p[512];
+    path_of(p, sizeof p, "load_zstd.sluice");
+    static const size_t sizes[] = {0, 33, 500, 4100, 8};
+    const recset s = {sizes, 5, 700, 0};
+    const sl_record_writer_options o = {.chunk_bytes = 8192, .compression_level = 3};
+    assert_int_equal(write_set(p, &o, &s), 0);
+    sl_record_file_info info;
+    info_of(p, &info);
+    assert_int_equal(info.chunks_zstd, info.chunks);
+    load_every_chunk(p, &s);
+}
+
+/* A raw chunk's records point into the caller's buffer, which the record keeps alive. */
+static void test_load_chunk_records_view_callers_buffer(void **state)
+{
+    char p[512];
+    path_of(p, sizeof p, "load_view.sluice");
+    static const size_t sizes[] = {100};
+    const recset s = {sizes, 1, 50, 1};
+    assert_int_equal(write_set(p, NULL, &s), 0);
+    sl_record_reader *r;
+    assert_int_equal(sl_record_reader_open(&r, p, NULL), 0);
+    int64_t got;
+    sl_buffer *b = read_chunk(r, 0, 0, &got);
+    assert_int_equal(sl_record_reader_load_chunk(r, 0, b, 0, got), 0);
+    sl_record rec;
+    assert_int_equal(sl_record_reader_next(r, &rec), 0);
+    assert_ptr_equal(rec.buffer, b);
+    assert_true(rec.data >= (const uint8_t *)sl_buffer_data(b) &&
+                rec.data + rec.size <= (const uint8_t *)sl_buffer_data(b) + sl_buffer_size(b));
+    assert_int_equal(sl_buffer_refcount(b), 2); /* ours and the reader's */
+    sl_record_reader_close(r);
+    assert_int_equal(sl_buffer_refcount(b), 1);
+    sl_buffer_release(b);
+}
+
+/* Flips one payload byte of chunk `k` of a copy of `src`. */
+static void damage_chunk(const char *src, const char *dst, uint64_t k)
+{
+    sl_record_reader *r;
+    assert_int_equal(sl_record_reader_open(&r, src, NULL), 0);
+    uint64_t off, len;
+    assert_int_equal(sl_record_reader_chunk_span(r, k, &off, &len), 0);
+    sl_record_reader_close(r);
+    uint8_t *d;
+    size_t n;
+    assert_int_equal(sl_test_read_file(src, &d, &n), 0);
+    d[off + 48 + 5] ^= 0x40;
+    assert_int_equal(sl_test_write_file(dst, d, n), 0);
+    free(d);
+}
+
+/* Reads every record the way a caller with its own read-ahead does (load_chunk before the
+ * first record of each chunk); returns what ended it. */
+static int next_with_loads(sl_record_reader *r)
+{
+    uint64_t loaded = UINT64_MAX, k;
+    sl_record rec;
+    for (uint64_t i = 0; sl_record_reader_chunk_of(r, i, &k) == 0; i++) {
+        if (k != loaded) {
+            int64_t got;
+            sl_buffer *buf = read_chunk(r, k, 0, &got);
+            const int rc = sl_record_reader_load_chunk(r, k, buf, 0, got);
+            sl_buffer_release(buf);
+            if (rc)
+                return rc;
+            loaded = k;
+        }
+        const int rc = sl_record_reader_next(r, &rec);
+        if (rc)
+            return rc;
+    }
+    return sl_record_reader_next(r, &rec);
+}
+
+/* Damage found in bytes the caller read is reported exactly as `next` reports it. */
+static void test_load_chunk_damage_reads_like_next(void **state)
+{
+    char p[512], q[512];
+    path_of(p, sizeof p, "load_ok.sluice");
+    path_of(q, sizeof q, "load_bad.sluice");
+    static const size_t sizes[] = {200};
+    const recset s = {sizes, 1, 100, 1};
+    const sl_record_writer_options o = {.chunk_bytes = 2048};
+    assert_int_equal(write_set(p, &o, &s), 0);
+    damage_chunk(p, q, 3);
+
+    sl_record_reader *a, *b;
+    assert_int_equal(sl_record_reader_open(&a, q, NULL), 0);
+    assert_int_equal(sl_record_reader_open(&b, q, NULL), 0);
+    sl_record rec;
+    int rc;
+    while ((rc = sl_record_reader_next(a, &rec)) == 0) {
+    }
+    assert_int_equal(rc, SL_ERR_CORRUPT);
+    assert_non_null(strstr(sl_record_reader_errmsg(a), "(chunk 3)"));
+    assert_non_null(strstr(sl_record_reader_errmsg(a), "chunk payload crc32c mismatch"));
+    assert_int_equal(next_with_loads(b), SL_ERR_CORRUPT);
+    assert_string_equal(sl_record_reader_errmsg(b), sl_record_reader_errmsg(a));
+    sl_record_reader_close(a);
+    sl_record_reader_close(b);
+}
+
+/* A file of 40 raw records in several chunks, open, with chunk 2's bytes read into *b. */
+static sl_record_reader *open_with_chunk2(const char *name, sl_buffer **b, int64_t *got)
+{
+    char p[512];
+    path_of(p, sizeof p, name);
+    static const size_t sizes[] = {300};
+    const recset s = {sizes, 1, 40, 1};
+    const sl_record_writer_options o = {.chunk_bytes = 2048};
+    assert_int_equal(write_set(p, &o, &s), 0);
+    sl_record_reader *r;
+    assert_int_equal(sl_record_reader_open(&r, p, NULL), 0);
+    *b = read_chunk(r, 2, 0, got);
+    return r;
+}
+
+/* A read that came back short is truncation, a failed read's -errno comes back as is; both
+ * name the chunk's first record (the cursor is elsewhere), the chunk and its offset. */
+static void test_load_chunk_short_or_failed_read(void **state)
+{
+    sl_buffer *b;
+    int64_t got;
+    sl_record_reader *r = open_with_chunk2("load_short.sluice", &b, &got);
+    uint64_t off, len, first, count;
+    assert_int_equal(sl_record_reader_chunk_span(r, 2, &off, &len), 0);
+    assert_int_equal(got, (int64_t)len);
+    assert_int_equal(sl_record_reader_chunk_records(r, 2, &first, &count), 0);
+    char p[512], want[1024];
+    path_of(p, sizeof p, "load_short.sluice");
+    snprintf(want, sizeof want, "%s: record %llu (chunk 2) at offset %llu: reading chunks", p,
+             (unsigned long long)first, (unsigned long long)off);
+    assert_int_equal(sl_record_reader_load_chunk(r, 2, b, 0, got - 1), SL_ERR_TRUNCATED);
+    assert_non_null(strstr(sl_record_reader_errmsg(r), want));
+    assert_int_equal(sl_record_reader_load_chunk(r, 2, b, 0, -EIO), -EIO);
+    assert_non_null(strstr(sl_record_reader_errmsg(r), want));
+    /* After a failed hand-over `next` reads the chunk itself. */
+    assert_int_equal(sl_record_reader_seek(r, first), 0);
+    sl_record rec;
+    assert_int_equal(sl_record_reader_next(r, &rec), 0);
+    assert_int_equal(rec.index, first);
+    sl_buffer_release(b);
+    sl_record_reader_close(r);
+}
+
+/* Bytes said to lie outside the buffer, or a chunk the file does not have, are refused. */
+static void test_load_chunk_refuses_bad_arguments(void **state)
+{
+    sl_buffer *b;
+    int64_t got;
+    sl_record_reader *r = open_with_chunk2("load_args.sluice", &b, &got);
+    assert_int_equal(sl_record_reader_load_chunk(r, 2, b, 8, got), SL_ERR_INVAL);
+    assert_int_equal(sl_record_reader_load_chunk(r, 2, NULL, 0, got), SL_ERR_INVAL);
+    const uint64_t n = sl_record_reader_chunk_count(r);
+    assert_int_equal(sl_record_reader_load_chunk(r, n, b, 0, got), SL_ERR_RANGE);
+    uint64_t first, count;
+    assert_int_equal(sl_record_reader_chunk_records(r, n, &first, &count), SL_ERR_RANGE);
+    sl_buffer_release(b);
+    sl_record_reader_close(r);
+}
+
+/* A read_fn's failure is reported with file, record and offset, like a failed pread. */
+static void test_read_fn_failure_names_record(void **state)
+{
+    char p[512];
+    path_of(p, sizeof p, "readfn.sluice");
+    static const size_t sizes[] = {64};
+    const recset s = {sizes, 1, 30, 1};
+    assert_int_equal(write_set(p, NULL, &s), 0);
+    counting_read c = {.fail_after = -1};
+    const sl_record_reader_options o = {.read_fn = count_read, .read_user = &c};
+    sl_record_reader *r;
+    assert_int_equal(sl_record_reader_open(&r, p, &o), 0);
+    c.fail_after = c.calls; /* every read from now on fails */
+    c.fail_with = -EIO;
+    sl_record rec;
+    assert_int_equal(sl_record_reader_read(r, 7, &rec), -EIO);
+    char want[600];
+    snprintf(want, sizeof want, "%s: record 7 (chunk 0) at offset ", p);
+    assert_non_null(strstr(sl_record_reader_errmsg(r), want));
+    assert_int_equal(sl_record_reader_next(r, &rec), -EIO);
+    assert_non_null(strstr(sl_record_reader_errmsg(r), "reading chunks"));
+    sl_record_reader_close(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +924,14 @@ int main(void)
         cmocka_unit_test(test_typed_records_copied_verbatim),
         cmocka_unit_test(test_alloc_failure_while_writing),
         cmocka_unit_test(test_alloc_failure_while_reading),
+        cmocka_unit_test(test_chunk_spans_tile_the_chunk_region),
+        cmocka_unit_test(test_load_chunk_serves_next_raw),
+        cmocka_unit_test(test_load_chunk_serves_next_zstd),
+        cmocka_unit_test(test_load_chunk_records_view_callers_buffer),
+        cmocka_unit_test(test_load_chunk_damage_reads_like_next),
+        cmocka_unit_test(test_load_chunk_short_or_failed_read),
+        cmocka_unit_test(test_load_chunk_refuses_bad_arguments),
+        cmocka_unit_test(test_read_fn_failure_names_record),
     };
     return cmocka_run_group_tests(tests, sl_test_dir_setup, sl_test_dir_teardown);
 }

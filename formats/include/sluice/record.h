@@ -90,8 +90,19 @@ int sl_shard_path(char *buf, size_t cap, const char *base, unsigned shard, unsig
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
+/* A positional read of exactly n bytes at `offset` of `fd` (the reader's own descriptor):
+ * returns 0 when all n bytes were read, SL_ERR_TRUNCATED when the file ended first, or -errno.
+ * A caller passes one in the reader options to route the reader's reads through its own I/O
+ * (the engine's file sources use io_uring this way; formats/ knows nothing of it). */
+typedef int (*sl_record_read_fn)(void *user, int fd, void *buf, size_t n, uint64_t offset);
+
 typedef struct sl_record_reader_options {
     int skip_verify; /* 0 (default): verify every crc32c read */
+    /* Every read the reader makes (open included) goes through read_fn(read_user, ...) when it
+     * is set; NULL: pread(2). Errors it returns are reported like the reader's own, naming
+     * the file, record, chunk and offset. */
+    sl_record_read_fn read_fn;
+    void *read_user;
 } sl_record_reader_options;
 
 /* One record. `data` stays valid until the next call on the same reader; a caller that keeps
@@ -123,6 +134,45 @@ int sl_record_reader_read(sl_record_reader *r, uint64_t i, sl_record *rec);
 int sl_record_reader_next(sl_record_reader *r, sl_record *rec);
 /* Moves the sequential position to record i (i == count is the end). */
 int sl_record_reader_seek(sl_record_reader *r, uint64_t i);
+
+/* ---- reads the caller issues (read-ahead) ---------------------------------------------
+ *
+ * A caller that wants several chunks in flight at once (e.g. io_uring read-ahead) reads the
+ * bytes itself and hands them to the reader, which checks them exactly as `next` checks what
+ * it reads (chunk header against the index, payload crc32c unless skip_verify), decompresses
+ * zstd chunks, and serves the chunk's records to `next` from them without reading the file:
+ *
+ *     sl_record_reader_chunk_of(r, position, &k);           // the chunk `next` needs
+ *     sl_record_reader_chunk_span(r, k, &offset, &length);  // read those bytes, then:
+ *     sl_record_reader_load_chunk(r, k, buf, at, got);      // got = bytes read or -errno
+ *     sl_record_reader_next(r, &rec);                       // no read: served from buf
+ *
+ * Chunks are contiguous in the file (chunk k+1 starts at chunk k's offset + length), so one
+ * read may cover several chunks, each handed over with its own load_chunk. When the chunk
+ * `next` needs was not loaded, `next` reads it itself as usual. */
+
+uint64_t sl_record_reader_chunk_count(const sl_record_reader *r);
+/* The chunk holding record i (SL_ERR_RANGE when i >= count). */
+int sl_record_reader_chunk_of(const sl_record_reader *r, uint64_t i, uint64_t *chunk);
+/* Chunk k holds records [*first, *first + *count) (SL_ERR_RANGE when k >= chunk count). */
+int sl_record_reader_chunk_records(const sl_record_reader *r, uint64_t k, uint64_t *first,
+                                   uint64_t *count);
+/* Chunk k occupies file bytes [*offset, *offset + *length): its 48-byte header, payload and
+ * padding (SL_ERR_RANGE when k >= chunk count). */
+int sl_record_reader_chunk_span(const sl_record_reader *r, uint64_t k, uint64_t *offset,
+                                uint64_t *length);
+/* The reader's descriptor, for the caller's own reads of chunk spans; owned by the reader. */
+int sl_record_reader_fd(const sl_record_reader *r);
+/* Hands over chunk k as read by the caller: `buf` holds chunk_span's `length` bytes starting
+ * at byte `at` of the buffer, and `got` is what the read returned: the bytes read (fewer than
+ * length when the file ended first: SL_ERR_TRUNCATED) or a -errno (returned as is). On success
+ * chunk k becomes the chunk `next` serves from; records of a raw chunk point into buf, which
+ * the reader retains while it serves from it (callers must not rewrite a buffer whose
+ * refcount is above 1). A failure reads as the same failure met by `next` would: it names the
+ * file, the record `next` is at (or the chunk's first record when it is elsewhere), the chunk
+ * and the byte offset. The bytes are checked even when chunk k is the one already loaded. */
+int sl_record_reader_load_chunk(sl_record_reader *r, uint64_t k, sl_buffer *buf, size_t at,
+                                int64_t got);
 
 typedef struct sl_record_file_info {
     uint32_t version_major, version_minor;
