@@ -26,7 +26,7 @@ int cli_parse_compress(const char *cmd, const char *s, int *level);
 /* Default worker threads: the number of online CPUs. */
 int cli_default_threads(void);
 
-/* ---- pipelines (head, bench) ---- */
+/* ---- pipelines (head, bench, profile) ---- */
 
 #include "sluice/pipeline_build.h"
 
@@ -48,11 +48,12 @@ int cli_registry(sl_registry **out);
 void cli_registry_print(FILE *f);
 /* Builds the pipeline text and opens an iterator; prints the error and returns CLI_FAIL or
  * CLI_USAGE on failure. */
-int cli_open_pipeline(const char *cmd, const char *text, const cli_engine_flags *f,
-                      sl_dataset **ds, sl_iter **it);
+int cli_open_pipeline(const char *cmd, const char *text, const cli_engine_flags *f, sl_dataset **ds,
+                      sl_iter **it);
 
 int cmd_head(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 /* `sluice convert DIR`: an image folder into typed records (cmd_convert_images.c). cmd_convert
  * hands over when cli_convert_images_wanted: one of the inputs is a directory. */

@@ -18,7 +18,9 @@ static const char usage_text[] =
     "wait counts in the totals, as a training job would see it.\n"
     "\n"
     "      --seconds S       how long to run (default 10)\n"
-    "      --json            one JSON object on stdout\n";
+    "      --json            one JSON object on stdout\n"
+    "\n"
+    "'sluice profile' runs the same and names the stage that limits the pipeline.\n";
 
 /* The per-stage counters (sampled), last stage first, inputs indented below it. */
 static void print_stages(const sl_iter *it)
@@ -41,8 +43,11 @@ static void print_stages_json(const sl_iter *it)
     for (int i = 0; i < n && i < 64; i++) {
         printf("%s{\"stage\": ", i ? ", " : "");
         json_print_string(stdout, st[i].stage, strlen(st[i].stage));
-        printf(", \"depth\": %d, \"elements\": %" PRIu64 ", \"ns_per_element\": %.1f}", st[i].depth,
-               st[i].elements, st[i].ns_per_element);
+        printf(", \"depth\": %d, \"elements\": %" PRIu64
+               ", \"ns_per_element\": %.1f, \"bytes\": %" PRIu64 ", \"wait_ns\": %" PRIu64
+               ", \"blocked_ns\": %" PRIu64 ", \"busy_ns\": %" PRIu64 "}",
+               st[i].depth, st[i].elements, st[i].ns_per_element, st[i].bytes, st[i].wait_ns,
+               st[i].blocked_ns, st[i].busy_ns);
     }
     printf("]");
 }

@@ -20,6 +20,7 @@ static const struct {
     {"repair", cmd_repair, "copy every intact record of a damaged sluice file to a clean one"},
     {"head", cmd_head, "print the first elements of a pipeline"},
     {"bench", cmd_bench, "measure how fast a pipeline delivers elements"},
+    {"profile", cmd_profile, "find the stage that limits a pipeline and what to change"},
 };
 
 static void usage(FILE *f)

@@ -90,15 +90,12 @@ int sl__stage_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state
         *out = NULL;
         return st->err;
     }
-    if (rc == 0) {
-        for (int i = 0; i < ctx->nstats; i++)
-            if (ctx->stats[i].ds == ds) {
-                (*out)->stats = &ctx->stats[i];
-                pthread_mutex_lock(&ctx->mu);
-                ctx->stats[i].live = *out;
-                pthread_mutex_unlock(&ctx->mu);
-                break;
-            }
+    sl__node_stats *ns = rc == 0 ? sl__ctx_node_stats(ctx, ds) : NULL;
+    if (ns) {
+        (*out)->stats = ns;
+        pthread_mutex_lock(&ctx->mu);
+        ns->live = *out;
+        pthread_mutex_unlock(&ctx->mu);
     }
     return rc;
 }
@@ -127,6 +124,8 @@ int sl__stage_open_at(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, uint64
     return rc;
 }
 
+/* The sampled call: its time (inputs included) and its element's bytes, which on the other
+ * SL__SAMPLE_EVERY - 1 calls are not looked at. */
 int sl__stage_next_timed(sl__stage *s, sl_element *out)
 {
     sl__node_stats *st = s->stats;
@@ -134,6 +133,9 @@ int sl__stage_next_timed(sl__stage *s, sl_element *out)
     const int rc = s->ops->next(s, out);
     const uint64_t t1 = sl_clock_ns();
     if (rc == 0) {
+        uint64_t bytes = 0;
+        for (int k = 0; k < out->count; k++)
+            bytes += sl_tensor_nbytes(&out->tensors[k]);
         atomic_store_explicit(&st->calls,
                               atomic_load_explicit(&st->calls, memory_order_relaxed) + 1,
                               memory_order_relaxed);
@@ -143,8 +145,34 @@ int sl__stage_next_timed(sl__stage *s, sl_element *out)
         atomic_store_explicit(&st->timed_ns,
                               atomic_load_explicit(&st->timed_ns, memory_order_relaxed) + (t1 - t0),
                               memory_order_relaxed);
+        atomic_store_explicit(&st->timed_bytes,
+                              atomic_load_explicit(&st->timed_bytes, memory_order_relaxed) + bytes,
+                              memory_order_relaxed);
+        if (sl__tracing(s->ctx))
+            sl__trace_span(s->ctx, s->ds->text, "next", t0, t1, 1);
     }
     return rc;
+}
+
+void sl__producer_start(sl__producer_clock *pc, const sl__node_stats *ns)
+{
+    *pc = (sl__producer_clock){ns ? sl_clock_ns() : 0, 0, 0};
+}
+
+void sl__producer_report(sl__producer_clock *pc, sl__node_stats *ns)
+{
+    const uint64_t now = sl_clock_ns(), wall = now - pc->last;
+    sl__stat_add(&ns->producer_ns, wall > pc->blocked ? wall - pc->blocked : 0);
+    sl__stat_add(&ns->producer_elements, pc->produced);
+    *pc = (sl__producer_clock){now, 0, 0};
+}
+
+sl__node_stats *sl__ctx_node_stats(sl__ctx *ctx, const sl_dataset *ds)
+{
+    for (int i = 0; i < ctx->nstats; i++)
+        if (ctx->stats[i].ds == ds)
+            return &ctx->stats[i];
+    return NULL;
 }
 
 void sl__stage_close(sl__stage *s)

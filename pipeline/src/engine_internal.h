@@ -85,19 +85,51 @@ typedef struct sl__stage_ops {
 } sl__stage_ops;
 
 /* Counters of one dataset node, kept by the iterator across the stage instances repeat()
- * opens for it. `next` is called by one thread at a time per node, so the counters are
+ * opens for it. `next` is called by one thread at a time per node, so the `next` counters are
  * updated with relaxed load + store (plain moves, no locked instructions); readers on other
- * threads see values that are at worst a few elements old. The time of a call is measured
- * only on every SL__SAMPLE_EVERY-th call: no clock read per element. */
+ * threads see values that are at worst a few elements old. The time of a call, and the bytes
+ * of the element it returned, are measured only on every SL__SAMPLE_EVERY-th call: no clock
+ * read per element.
+ *
+ * Work-ahead stages (prefetch, parallel map) also count the work of their other threads: the
+ * pool workers' time in map functions (one clock pair per drain of the pending queue, not per
+ * element), the consumer's time blocked in `next`, the producer's time blocked on a full ring
+ * (clock reads only around a wait that is about to sleep anyway), and the ring's fill sampled
+ * once per SL__SAMPLE_EVERY elements handed out. Several threads write those, so they use
+ * relaxed fetch-adds, a few per batch of work. The analysis (profile_analysis.c) derives rates
+ * and shares from a snapshot of these (sl_iter_profile). */
 enum { SL__SAMPLE_EVERY = 64 };
 typedef struct sl__node_stats {
     const sl_dataset *ds;
-    int depth;                 /* 0 for the pipeline's last stage, inputs deeper */
-    _Atomic uint64_t calls;    /* `next` calls that returned an element */
-    _Atomic uint64_t timed;    /* calls among them whose time was measured */
-    _Atomic uint64_t timed_ns; /* their total time, inputs' time included */
-    sl__stage *live;           /* guarded by ctx->mu: the open instance, or NULL */
+    int depth;                    /* 0 for the pipeline's last stage, inputs deeper */
+    int parent;                   /* index of the node consuming this one's output; -1: top */
+    int chain;                    /* 1: on the pipeline text's main chain */
+    _Atomic uint64_t calls;       /* `next` calls that returned an element */
+    _Atomic uint64_t timed;       /* calls among them whose time was measured */
+    _Atomic uint64_t timed_ns;    /* their total time, inputs' time included */
+    _Atomic uint64_t timed_bytes; /* tensor bytes of the elements they returned */
+    /* work-ahead stages (several writers: relaxed fetch-add) */
+    _Atomic int work_ahead;             /* 1 once a prefetch or parallel map instance opened */
+    _Atomic int parallel;               /* map: worker tasks allowed now */
+    _Atomic int64_t slots;              /* ring capacity now */
+    _Atomic uint64_t busy_ns;           /* time in map functions, measured per drain */
+    _Atomic uint64_t busy_elements;     /* elements those drains ran */
+    _Atomic uint64_t helped_ns;         /* part of busy_ns run by the consumer inside `next` */
+    _Atomic uint64_t wait_ns;           /* consumer blocked in `next` (nothing ready) */
+    _Atomic uint64_t blocked_ns;        /* producer blocked on a full ring */
+    _Atomic uint64_t producer_ns;       /* producer's time not blocked, over whole intervals */
+    _Atomic uint64_t producer_elements; /* elements it produced in them */
+    _Atomic uint64_t fill_sum;          /* ring elements ready, summed over samples */
+    _Atomic uint64_t workers_sum;       /* map worker tasks in flight, summed over samples */
+    _Atomic uint64_t fill_samples;      /* samples taken */
+    sl__stage *live;                    /* guarded by ctx->mu: the open instance, or NULL */
 } sl__node_stats;
+
+/* Relaxed add for the counters several threads write (work-ahead stages). */
+static inline void sl__stat_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
 
 struct sl__stage {
     const sl__stage_ops *ops;
@@ -159,7 +191,41 @@ struct sl__ctx {
     struct sl__cache_store *caches; /* guarded by mu: cache() contents, kept across epochs */
     sl__node_stats *stats;          /* (nstats) one per node of the pipeline, top first */
     int nstats;
+    uint64_t opened_ns;                /* sl_clock_ns() at open: the profile's time base */
+    uint64_t clock_ns;                 /* what one clock read adds to a measured interval */
+    _Atomic(struct sl__trace *) trace; /* non-NULL while a trace records (profile_trace.c) */
 };
+
+/* The counters of node ds in this iterator, or NULL (a stage opened outside the node list,
+ * e.g. an interleave's inner pipeline). Work-ahead stages look theirs up at open, before their
+ * threads start, because sl__stage_open sets s->stats only after ops->open returns. */
+sl__node_stats *sl__ctx_node_stats(sl__ctx *ctx, const sl_dataset *ds);
+
+/* Tracing (profile_trace.c): Chrome trace "complete" events, recorded per batch of work only
+ * while a trace is on. name must outlive the trace (a stage's text); cat says what the span
+ * was ("next", "work", "wait", "blocked"); n is the elements it covered. */
+typedef struct sl__trace sl__trace;
+void sl__trace_span(sl__ctx *ctx, const char *name, const char *cat, uint64_t t0, uint64_t t1,
+                    uint64_t n);
+void sl__trace_free(sl__ctx *ctx);
+/* A work-ahead stage's producer loop (its coordinator thread): every SL__SAMPLE_EVERY elements
+ * produced, the wall time since the last report minus the time blocked on a full ring goes to
+ * producer_ns. Owned by the producer thread; ns may be NULL. */
+typedef struct sl__producer_clock {
+    uint64_t last, blocked;
+    unsigned produced;
+} sl__producer_clock;
+void sl__producer_start(sl__producer_clock *pc, const sl__node_stats *ns);
+void sl__producer_report(sl__producer_clock *pc, sl__node_stats *ns);
+static inline void sl__producer_tick(sl__producer_clock *pc, sl__node_stats *ns)
+{
+    if (++pc->produced == SL__SAMPLE_EVERY && ns)
+        sl__producer_report(pc, ns);
+}
+static inline int sl__tracing(sl__ctx *ctx)
+{
+    return atomic_load_explicit(&ctx->trace, memory_order_relaxed) != NULL;
+}
 
 /* A cache() node's elements, owned by the iterator so they outlive the stage instances that
  * repeat() opens for every epoch. Freed when the iterator closes. */

@@ -9,6 +9,8 @@
 
 #include "engine_internal.h"
 #include "sluice/alloc.h"
+#include "sluice/clock.h"
+#include "sluice/profile.h"
 
 struct sl_iter {
     sl__ctx ctx;
@@ -62,14 +64,17 @@ static int count_nodes(const sl_dataset *ds)
     return n;
 }
 
-static void list_nodes(sl__ctx *ctx, const sl_dataset *ds, int depth)
+/* parent: the consuming node's entry (-1 for the top); chain: on the text's main chain, which
+ * continues through input 0 of nodes that do not start a chain of their own. */
+static void list_nodes(sl__ctx *ctx, const sl_dataset *ds, int depth, int parent, int chain)
 {
     for (int i = 0; i < ctx->nstats; i++)
         if (ctx->stats[i].ds == ds)
             return;
-    ctx->stats[ctx->nstats++] = (sl__node_stats){.ds = ds, .depth = depth};
+    const int me = ctx->nstats++;
+    ctx->stats[me] = (sl__node_stats){.ds = ds, .depth = depth, .parent = parent, .chain = chain};
     for (int i = 0; i < ds->ninputs; i++)
-        list_nodes(ctx, ds->inputs[i], depth + 1);
+        list_nodes(ctx, ds->inputs[i], depth + 1, me, chain && i == 0 && !ds->ops->starts_chain);
 }
 
 static int iter_open(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts,
@@ -93,7 +98,15 @@ static int iter_open(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts,
     *out = it;
     if (!(it->ctx.stats = sl_calloc((size_t)count_nodes(ds), sizeof *it->ctx.stats)))
         return sl__errmsg_set(&it->ctx.err, SL_ERR_NOMEM, "allocating stage counters");
-    list_nodes(&it->ctx, ds, 0);
+    list_nodes(&it->ctx, ds, 0, -1, 1);
+    /* The cost of one clock read, which every measured interval carries: the least of a few
+     * back-to-back pairs. */
+    it->ctx.clock_ns = UINT64_MAX;
+    for (int i = 0; i < 16; i++) {
+        const uint64_t a = sl_clock_ns(), b = sl_clock_ns();
+        it->ctx.clock_ns = SL_MIN(it->ctx.clock_ns, b - a);
+    }
+    it->ctx.opened_ns = sl_clock_ns();
     int rc = sl__memory_check(ds, it->ctx.threads, opts->memory_bytes, &it->ctx.err);
     if (rc) {
         it->ctx.err_code = rc;
@@ -186,22 +199,68 @@ uint64_t sl_iter_skipped(const sl_iter *it)
     return atomic_load(&it->ctx.skipped);
 }
 
+static uint64_t load(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
 int sl_iter_stats(const sl_iter *it, sl_stage_stats *out, int cap)
 {
     for (int i = 0; i < it->ctx.nstats && i < cap; i++) {
         const sl__node_stats *st = &it->ctx.stats[i];
-        const uint64_t timed = atomic_load_explicit(&st->timed, memory_order_relaxed);
+        const uint64_t timed = load(&st->timed), calls = load(&st->calls);
         out[i] = (sl_stage_stats){
             .stage = st->ds->text,
             .depth = st->depth,
-            .elements = atomic_load_explicit(&st->calls, memory_order_relaxed),
-            .ns_per_element =
-                timed ? (double)atomic_load_explicit(&st->timed_ns, memory_order_relaxed) /
-                            (double)timed
+            .elements = calls,
+            .ns_per_element = timed ? (double)load(&st->timed_ns) / (double)timed : 0,
+            .bytes =
+                timed ? (uint64_t)((double)load(&st->timed_bytes) * (double)calls / (double)timed)
                       : 0,
+            .wait_ns = load(&st->wait_ns),
+            .blocked_ns = load(&st->blocked_ns),
+            .busy_ns = load(&st->busy_ns),
         };
     }
     return it->ctx.nstats;
+}
+
+void sl_iter_profile(const sl_iter *it, sl_profile_snapshot *out)
+{
+    memset(out, 0, sizeof *out);
+    out->elapsed_ns = sl_clock_ns() - it->ctx.opened_ns;
+    out->threads = it->ctx.threads;
+    out->clock_ns = it->ctx.clock_ns;
+    out->truncated = it->ctx.nstats > SL_PROFILE_MAX_STAGES;
+    out->nstages = SL_MIN(it->ctx.nstats, SL_PROFILE_MAX_STAGES);
+    for (int i = 0; i < out->nstages; i++) {
+        const sl__node_stats *st = &it->ctx.stats[i];
+        const int parallel = atomic_load_explicit(&st->parallel, memory_order_relaxed);
+        out->stages[i] = (sl_profile_stage){
+            .stage = st->ds->text,
+            .kind = st->ds->ops->kind,
+            .depth = st->depth,
+            .parent = st->parent < SL_PROFILE_MAX_STAGES ? st->parent : -1,
+            .chain = st->chain,
+            .work_ahead = atomic_load_explicit(&st->work_ahead, memory_order_relaxed),
+            .parallel = parallel,
+            .slots = atomic_load_explicit(&st->slots, memory_order_relaxed),
+            .elements = load(&st->calls),
+            .timed = load(&st->timed),
+            .timed_ns = load(&st->timed_ns),
+            .timed_bytes = load(&st->timed_bytes),
+            .busy_ns = load(&st->busy_ns),
+            .busy_elements = load(&st->busy_elements),
+            .helped_ns = load(&st->helped_ns),
+            .wait_ns = load(&st->wait_ns),
+            .blocked_ns = load(&st->blocked_ns),
+            .producer_ns = load(&st->producer_ns),
+            .producer_elements = load(&st->producer_elements),
+            .fill_sum = load(&st->fill_sum),
+            .workers_sum = load(&st->workers_sum),
+            .fill_samples = load(&st->fill_samples),
+        };
+    }
 }
 
 sl__ctx *sl__iter_ctx(sl_iter *it)
@@ -218,6 +277,7 @@ void sl_iter_close(sl_iter *it)
     sl__stage_close(it->top);
     sl_thread_pool_close(it->ctx.pool);
     sl__ctx_free_caches(&it->ctx);
+    sl__trace_free(&it->ctx);
     sl_free(it->ctx.stats);
     sl_dataset_release(it->root);
     pthread_mutex_destroy(&it->ctx.mu);

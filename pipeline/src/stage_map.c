@@ -18,12 +18,19 @@
  *
  * The RNG handed to a function is keyed by (stage seed, epoch, input index): the same draws for
  * an element whatever thread runs it.
+ *
+ * Counters (parallel mode, engine_internal.h): a worker reads the clock once at the start and
+ * once at the end of its drain, however many elements it runs; the consumer times the elements
+ * it runs itself (only when it would otherwise sleep) and its waits; the runner times its waits
+ * for a free slot and reads the clock once per SL__SAMPLE_EVERY inputs it queues. Fill and
+ * workers in flight are sampled once per SL__SAMPLE_EVERY elements handed out.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "engine_internal.h"
 #include "sluice/alloc.h"
+#include "sluice/clock.h"
 
 /* Slots in flight: enough that workers, runner and consumer rarely wait for each other (each
  * wait is a futex round trip, microseconds, against map functions that may take nanoseconds);
@@ -83,6 +90,7 @@ typedef struct map_stage {
     int ndone;                  /* DONE slots; guarded by mu */
     uint64_t handed;            /* results handed out; guarded by mu */
     int wake_batch;             /* results to collect before the consumer is woken */
+    sl__node_stats *ns;         /* parallel: the node's counters (NULL outside an iterator) */
 } map_stage;
 
 static const map_params *params_of(const sl__stage *s)
@@ -212,13 +220,46 @@ static void run_pending(map_stage *m, int unordered)
         pthread_cond_broadcast(&m->consumer_cv);
 }
 
+/* Adds a span of function work (n elements) to the counters; helped: run by the consumer. */
+static void count_work(map_stage *m, uint64_t t0, uint64_t t1, uint64_t n, int helped)
+{
+    sl__stat_add(&m->ns->busy_ns, t1 - t0);
+    sl__stat_add(&m->ns->busy_elements, n);
+    if (helped)
+        sl__stat_add(&m->ns->helped_ns, t1 - t0);
+    if (sl__tracing(m->base.ctx))
+        sl__trace_span(m->base.ctx, m->base.ds->text, "work", t0, t1, n);
+}
+
+/* Waits on cv (mu held), adding the time asleep to *counter and, when tracing, a span;
+ * returns the time asleep. */
+static uint64_t timed_wait(map_stage *m, pthread_cond_t *cv, _Atomic uint64_t *counter,
+                           const char *cat)
+{
+    if (!m->ns) {
+        pthread_cond_wait(cv, &m->mu);
+        return 0;
+    }
+    const uint64_t t0 = sl_clock_ns();
+    pthread_cond_wait(cv, &m->mu);
+    const uint64_t t1 = sl_clock_ns();
+    sl__stat_add(counter, t1 - t0);
+    if (sl__tracing(m->base.ctx))
+        sl__trace_span(m->base.ctx, m->base.ds->text, cat, t0, t1, 0);
+    return t1 - t0;
+}
+
 static void worker_main(void *arg)
 {
     map_stage *m = arg;
     const int unordered = params_of(&m->base)->opts.unordered;
+    const uint64_t t0 = m->ns ? sl_clock_ns() : 0;
+    uint64_t ran = 0;
     pthread_mutex_lock(&m->mu);
-    while (m->npending > 0 && !m->stop)
+    for (; m->npending > 0 && !m->stop; ran++)
         run_pending(m, unordered);
+    if (m->ns && ran)
+        count_work(m, t0, sl_clock_ns(), ran, 0);
     m->workers--;
     if (m->stop && m->workers == 0)
         pthread_cond_broadcast(&m->consumer_cv); /* close waits for the last worker */
@@ -268,6 +309,8 @@ static void *runner_main(void *arg)
     map_stage *m = arg;
     int snapshots = m->snapshots && !m->refusal[0]; /* written before the runner started */
     char why[ERR_CAP];
+    sl__producer_clock pc;
+    sl__producer_start(&pc, m->ns);
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
         map_slot *slot = free_slot(m);
@@ -279,7 +322,8 @@ static void *runner_main(void *arg)
             if (started > 0)
                 continue; /* mu was dropped: look again before sleeping */
             m->runner_waiting = 1;
-            pthread_cond_wait(&m->runner_cv, &m->mu);
+            pc.blocked +=
+                timed_wait(m, &m->runner_cv, m->ns ? &m->ns->blocked_ns : NULL, "blocked");
             m->runner_waiting = 0;
             continue;
         }
@@ -317,6 +361,7 @@ static void *runner_main(void *arg)
         m->npending++;
         if (start_workers(m, 0) < 0)
             break;
+        sl__producer_tick(&pc, m->ns);
     }
     /* Whatever is queued still runs; a refusal means teardown, which drains it. */
     if (!m->stop)
@@ -384,7 +429,10 @@ static int map_next_parallel(sl__stage *s, sl_element *out)
             /* The consumer would only sleep: it runs a pending element itself (the oldest,
              * usually the one it waits for), which saves a wakeup and keeps every core busy
              * when the map is the bottleneck. */
+            const uint64_t t0 = m->ns ? sl_clock_ns() : 0;
             run_pending(m, params_of(s)->opts.unordered);
+            if (m->ns)
+                count_work(m, t0, sl_clock_ns(), 1, 1);
             continue;
         }
         if (!slot) {
@@ -398,7 +446,7 @@ static int map_next_parallel(sl__stage *s, sl_element *out)
             if (started > 0)
                 continue; /* mu was dropped: look again before sleeping */
             m->consumer_waiting = 1;
-            pthread_cond_wait(&m->consumer_cv, &m->mu);
+            timed_wait(m, &m->consumer_cv, m->ns ? &m->ns->wait_ns : NULL, "wait");
             m->consumer_waiting = 0;
             continue;
         }
@@ -412,7 +460,11 @@ static int map_next_parallel(sl__stage *s, sl_element *out)
         slot->state = SLOT_FREE;
         m->nfree++;
         m->ndone--;
-        m->handed++;
+        if (++m->handed % SL__SAMPLE_EVERY == 0 && m->ns) {
+            sl__stat_add(&m->ns->fill_sum, (uint64_t)m->ndone);
+            sl__stat_add(&m->ns->workers_sum, (uint64_t)m->workers);
+            sl__stat_add(&m->ns->fill_samples, 1);
+        }
         if (!params_of(s)->opts.unordered)
             m->head++;
         if (m->runner_waiting && m->nfree >= (m->nslots + 3) / 4)
@@ -562,6 +614,8 @@ int sl__map_set_parallel(sl__stage *s, int parallel)
     pthread_mutex_lock(&m->mu);
     m->parallel = SL_MIN(parallel, m->nslots);
     m->chunk = SL_MAX(1, m->nslots / (4 * m->parallel));
+    if (m->ns)
+        atomic_store_explicit(&m->ns->parallel, m->parallel, memory_order_relaxed);
     pthread_mutex_unlock(&m->mu);
     return 0;
 }
@@ -608,6 +662,11 @@ static int map_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__stat
         pthread_cond_init(&m->runner_cv, NULL);
         m->head = m->issued = m->handed = m->next_index;
         m->snapshots = !p->opts.unordered && sl__dataset_checkpointable(ds->inputs[0]);
+        if ((m->ns = sl__ctx_node_stats(ctx, ds)) != NULL) {
+            atomic_store_explicit(&m->ns->work_ahead, 1, memory_order_relaxed);
+            atomic_store_explicit(&m->ns->parallel, m->parallel, memory_order_relaxed);
+            atomic_store_explicit(&m->ns->slots, m->nslots, memory_order_relaxed);
+        }
         if ((rc = snapshot_input(m)) != 0) {
             map_close(&m->base);
             return rc;

@@ -11,12 +11,18 @@
  * Checkpoints: when the input chain is checkpointable, the runner saves the input's state
  * right after pulling each element and the snapshot travels with the element through the ring;
  * `save` writes the snapshot of the last element handed out (the input itself has run ahead).
+ *
+ * Counters (engine_internal.h): the consumer's time blocked in `next` and the runner's time
+ * blocked on a full ring, clock reads only around a wait; the runner's own time (one clock read
+ * per SL__SAMPLE_EVERY elements it stores); the ring's fill sampled once per SL__SAMPLE_EVERY
+ * elements handed out.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "engine_internal.h"
 #include "sluice/alloc.h"
+#include "sluice/clock.h"
 
 enum { AUTO_MIN = 2 };
 
@@ -37,7 +43,27 @@ typedef struct prefetch_stage {
     int64_t head, count;         /* guarded by mu */
     int ended, end_rc;           /* guarded by mu */
     int stop;                    /* guarded by mu */
+    uint64_t handed;             /* guarded by mu: elements handed out (fill sampling) */
+    sl__node_stats *ns;          /* the node's counters (NULL outside an iterator) */
 } prefetch_stage;
+
+/* Waits on cv (mu held), adds the time asleep to *counter and, when tracing, a span; returns
+ * the time asleep. */
+static uint64_t timed_wait(prefetch_stage *p, pthread_cond_t *cv, _Atomic uint64_t *counter,
+                           const char *cat)
+{
+    if (!p->ns) {
+        pthread_cond_wait(cv, &p->mu);
+        return 0;
+    }
+    const uint64_t t0 = sl_clock_ns();
+    pthread_cond_wait(cv, &p->mu);
+    const uint64_t t1 = sl_clock_ns();
+    sl__stat_add(counter, t1 - t0);
+    if (sl__tracing(p->base.ctx))
+        sl__trace_span(p->base.ctx, p->base.ds->text, cat, t0, t1, 0);
+    return t1 - t0;
+}
 
 static void *runner_main(void *arg)
 {
@@ -46,10 +72,12 @@ static void *runner_main(void *arg)
     sl__state_writer snap = {0};
     int snapshots = p->snapshots && !p->refusal[0]; /* written before the runner started */
     char why[SL_ERRMSG_CAP];
+    sl__producer_clock pc;
+    sl__producer_start(&pc, p->ns);
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         if (p->count >= p->capacity) {
-            pthread_cond_wait(&p->not_full, &p->mu);
+            pc.blocked += timed_wait(p, &p->not_full, p->ns ? &p->ns->blocked_ns : NULL, "blocked");
             continue;
         }
         pthread_mutex_unlock(&p->mu);
@@ -86,6 +114,7 @@ static void *runner_main(void *arg)
             sl__state_writer_swap(&p->snaps[at], &snap);
         p->count++;
         pthread_cond_signal(&p->not_empty);
+        sl__producer_tick(&pc, p->ns);
     }
     pthread_mutex_unlock(&p->mu);
     sl__state_writer_free(&snap);
@@ -98,6 +127,10 @@ static int prefetch_next(sl__stage *s, sl_element *out)
     pthread_mutex_lock(&p->mu);
     for (;;) {
         if (p->count > 0) {
+            if (p->ns && ++p->handed % SL__SAMPLE_EVERY == 0) {
+                sl__stat_add(&p->ns->fill_sum, (uint64_t)p->count);
+                sl__stat_add(&p->ns->fill_samples, 1);
+            }
             *out = p->ring[p->head];
             memset(&p->ring[p->head], 0, sizeof *out);
             if (p->snaps)
@@ -113,7 +146,7 @@ static int prefetch_next(sl__stage *s, sl_element *out)
             pthread_mutex_unlock(&p->mu);
             return rc;
         }
-        pthread_cond_wait(&p->not_empty, &p->mu);
+        timed_wait(p, &p->not_empty, p->ns ? &p->ns->wait_ns : NULL, "wait");
     }
 }
 
@@ -196,6 +229,8 @@ int sl__prefetch_set_capacity(sl__stage *s, int64_t capacity)
     }
     if (rc == 0) {
         p->capacity = capacity;
+        if (p->ns)
+            atomic_store_explicit(&p->ns->slots, capacity, memory_order_relaxed);
         pthread_cond_broadcast(&p->not_full);
     }
     pthread_mutex_unlock(&p->mu);
@@ -215,6 +250,10 @@ static int prefetch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl_
     }
     p->base = (sl__stage){&prefetch_stage_ops, ctx, ds, epoch};
     p->slots = p->capacity = cap;
+    if ((p->ns = sl__ctx_node_stats(ctx, ds)) != NULL) {
+        atomic_store_explicit(&p->ns->work_ahead, 1, memory_order_relaxed);
+        atomic_store_explicit(&p->ns->slots, cap, memory_order_relaxed);
+    }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->not_empty, NULL);
     pthread_cond_init(&p->not_full, NULL);

@@ -1,0 +1,145 @@
+/*
+ * Profiling: which stage limits a pipeline, by how much, and what to change.
+ *
+ * A running iterator keeps counters per stage (sampled: a clock read on one `next` call in 64,
+ * and per batch of work in the threads of work-ahead stages). sl_iter_profile copies them into
+ * a plain snapshot; the analysis (sl_profile_analyze) is a pure function of a snapshot, so it
+ * can be tested on made-up numbers and run by a trainer at any time.
+ *
+ * The model: every stage has a cost per element (its own time: inclusive time minus its
+ * inputs', or for a parallel map the time its workers spend in the function). Scaled by how
+ * many of its elements one output element needs, that is its cost per output element. Stages
+ * that run on one thread (the consumer's, or a work-ahead stage's coordinator) add up; a
+ * parallel map divides its cost by its parallelism; all of it together must fit in the cores.
+ * The output rate the model allows is the smallest of these capacities, and the bottleneck is
+ * the stage that sets it. Predictions rerun the model with one change applied, each written as
+ * pipeline text to paste.
+ *
+ * Tracing: sl_iter_trace_start makes the iterator record Chrome Trace Event Format spans (the
+ * sampled `next` calls, each map worker's drain, waits and blocked producers), one track per
+ * thread; sl_iter_trace_write writes them as JSON for Perfetto or chrome://tracing.
+ *
+ * Threading: sl_iter_profile may be called from any thread while another runs the iterator
+ * (values are at worst a few elements old); the analysis functions touch only their arguments.
+ */
+#ifndef SLUICE_PROFILE_H
+#define SLUICE_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/pipeline.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { SL_PROFILE_MAX_STAGES = 64, SL_PROFILE_TEXT_CAP = 2048, SL_PROFILE_MAX_PREDICTIONS = 4 };
+
+/* One stage's counters. Times are nanoseconds; "elements" are the stage's own elements. */
+typedef struct sl_profile_stage {
+    const char *stage; /* canonical text, e.g. "map(decode_jpeg, parallel=4)" */
+    const char *kind;  /* "map", "prefetch", "batch", "range", ... */
+    int depth;         /* 0: the pipeline's last stage */
+    int parent;        /* index of the stage that consumes this one; -1 for the last stage */
+    int chain;         /* 1: on the pipeline text's main chain (changes can be written as text) */
+    int work_ahead; /* 1: runs its input on its own coordinator thread (prefetch, parallel map) */
+    int parallel;   /* parallel map: worker tasks allowed; 0 otherwise */
+    int64_t slots;  /* work-ahead stages: ring capacity; 0 otherwise */
+    uint64_t elements;          /* elements returned */
+    uint64_t timed;             /* `next` calls measured (sampled) */
+    uint64_t timed_ns;          /* their total time, inputs included */
+    uint64_t timed_bytes;       /* tensor bytes of the elements those calls returned */
+    uint64_t busy_ns;           /* parallel map: time in the function (workers and consumer) */
+    uint64_t busy_elements;     /* elements that time covers */
+    uint64_t helped_ns;         /* part of busy_ns spent by the consumer inside `next` */
+    uint64_t wait_ns;           /* consumer blocked in `next` with nothing ready */
+    uint64_t blocked_ns;        /* producer blocked on a full ring */
+    uint64_t producer_ns;       /* producer (coordinator) time not blocked, over whole intervals */
+    uint64_t producer_elements; /* elements it produced in those intervals */
+    uint64_t fill_sum;          /* ring elements ready, summed over fill_samples */
+    uint64_t workers_sum;       /* map worker tasks in flight, summed over fill_samples */
+    uint64_t fill_samples;
+} sl_profile_stage;
+
+typedef struct sl_profile_snapshot {
+    uint64_t elapsed_ns; /* since the iterator opened */
+    int threads;         /* the iterator's CPU budget (worker pool size) */
+    uint64_t clock_ns;   /* what one clock read adds to each measured call (subtracted) */
+    int nstages;         /* entries in stages, the last stage first, inputs after their consumer */
+    int truncated;       /* 1: the pipeline has more than SL_PROFILE_MAX_STAGES nodes */
+    sl_profile_stage stages[SL_PROFILE_MAX_STAGES];
+} sl_profile_snapshot;
+
+/* Copies the iterator's counters. */
+void sl_iter_profile(const sl_iter *it, sl_profile_snapshot *out);
+
+/* What the analysis derives for one stage. Rates are elements per second. */
+typedef struct sl_profile_stage_result {
+    double rate;          /* the stage's own elements returned per second of the run */
+    double bytes_per_s;   /* tensor bytes it returned per second (from sampled calls) */
+    double own_ns;        /* its own cost per element it returns (work, not waits) */
+    double per_core_rate; /* its elements per second on one core (1e9 / own_ns); 0 unknown */
+    double ratio;         /* its elements per element of the pipeline's output */
+    double cost_ns;       /* its cost per output element: own_ns * ratio */
+    double capacity;      /* output elements/s it allows with its current thread/parallelism,
+                           * together with the stages sharing its thread; 0 when unlimited */
+    int thread;           /* which thread runs it: 0 the consumer's, k a work-ahead stage's */
+    double busy_share;    /* share of its thread's time (or of its workers') spent working */
+    double wait_share;    /* work-ahead: share of the run the consumer waited in `next` */
+    double blocked_share; /* work-ahead: share of the run the producer was blocked on a full ring */
+    double fill;    /* work-ahead: mean share of the ring holding ready elements, -1 unknown */
+    double workers; /* parallel map: mean worker tasks in flight, -1 unknown */
+} sl_profile_stage_result;
+
+typedef enum sl_profile_change {
+    SL_PROFILE_PARALLEL = 1, /* more parallelism for a map */
+    SL_PROFILE_PREFETCH = 2, /* a prefetch inserted, or an existing one made bigger */
+    SL_PROFILE_CACHE = 3,    /* a cache() point: later epochs skip everything below it */
+} sl_profile_change;
+
+typedef struct sl_profile_prediction {
+    sl_profile_change change;
+    int stage;      /* the stage changed (or after which one is inserted) */
+    double rate;    /* predicted output elements/s */
+    double speedup; /* rate / the measured output rate */
+    char what[128]; /* the changed or inserted stage's text, e.g. "map(f, parallel=4)" */
+    char text[SL_PROFILE_TEXT_CAP]; /* the whole pipeline with the change, to paste */
+} sl_profile_prediction;
+
+typedef struct sl_profile_analysis {
+    int nstages;
+    sl_profile_stage_result stages[SL_PROFILE_MAX_STAGES];
+    double rate;       /* measured output elements/s */
+    double model_rate; /* what the model allows as configured (>= rate, up to sampling noise) */
+    int bottleneck;    /* index of the stage that limits the output; -1 when nothing ran */
+    int cores;         /* the cores the bound and the predictions assume */
+    double bound;      /* output elements/s with `cores` cores and every map as parallel as
+                        * useful (sl_profile_bound) */
+    int npredictions;  /* best first */
+    sl_profile_prediction predictions[SL_PROFILE_MAX_PREDICTIONS];
+    char pipeline[SL_PROFILE_TEXT_CAP]; /* the pipeline text the predictions edit */
+} sl_profile_analysis;
+
+/* Analyses a snapshot for `cores` cores (<= 0: the snapshot's threads). SL_ERR_INVAL when the
+ * snapshot has no stage or its last stage returned nothing (out->bottleneck is -1 then). */
+int sl_profile_analyze(const sl_profile_snapshot *s, int cores, sl_profile_analysis *out);
+/* The output rate the model allows with `cores` cores when every map gets the parallelism it
+ * can use and the other stages keep their threads: min(cores / total cost per output element,
+ * 1 / the costliest thread's cost). 0 when the snapshot cannot be analysed. */
+double sl_profile_bound(const sl_profile_snapshot *s, int cores);
+
+/* ---- trace -------------------------------------------------------------------------------- */
+
+/* Starts recording trace events (up to max_events, 0: 200000; later ones are counted and
+ * dropped). Call right after sl_iter_open: a prefetch's first fill may already have run. */
+int sl_iter_trace_start(sl_iter *it, size_t max_events);
+/* Writes the events so far as Chrome Trace Event Format JSON ({"traceEvents": [...]}: "X"
+ * events with ts/dur in microseconds, thread names as "M" events) to path. Recording goes on.
+ * SL_ERR_INVAL when no trace was started; -errno when the file cannot be written. */
+int sl_iter_trace_write(sl_iter *it, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,81 @@
+# sluice profile: the per-stage table, the bottleneck named by its canonical text, the bound and
+# predictions as pipeline text; --json for scripts; --trace writes a Chrome trace that Debian's
+# Python json module parses, with paired events, non-negative durations and a named track for
+# every thread that recorded; usage errors exit 2.
+. "$(dirname "$0")/lib.sh"
+
+expect_exit 0 "$SLUICE" --help
+expect_output_has "profile"
+expect_exit 0 "$SLUICE" profile --help
+expect_output_has "usage: sluice profile PIPELINE"
+expect_output_has "--trace FILE"
+expect_output_has "--threads T"
+
+p='range(3000000) | batch(64) | prefetch(2)'
+expect_exit 0 "$SLUICE" profile "$p" --seconds 1 --threads 2 --json --trace trace.json
+"$PY" - "$WORK/out" "$p" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["pipeline"] == sys.argv[2], d["pipeline"]
+texts = [s["stage"] for s in d["stages"]]
+assert texts == ["prefetch(2)", "batch(64)", "range(0, 3000000)"] or \
+       texts == ["prefetch(2)", "batch(64)", "range(3000000)"], texts
+assert d["bottleneck"] in texts, d["bottleneck"]
+assert d["cores"] == 2, d["cores"]
+assert d["elements"] > 0 and d["elements_per_s"] > 0, d
+assert d["bound"] > 0 and d["model_rate"] > 0, d
+assert [s["depth"] for s in d["stages"]] == [0, 1, 2], d["stages"]
+top = d["stages"][0]
+assert top["work_ahead"] is True and 0 <= top["wait_share"] <= 1.01, top
+assert 0 <= top["fill"] <= 1, top
+for s in d["stages"]:
+    for k in ("rate", "per_core_rate", "busy_share", "wait_share", "blocked_share", "fill",
+              "bytes_per_s", "capacity", "own_ns"):
+        assert k in s, (k, s)
+for pr in d["predictions"]:
+    assert pr["change"] in ("parallel", "prefetch", "cache"), pr
+    assert pr["rate"] > 0 and pr["pipeline"].startswith("range("), pr
+PYEOF
+
+"$PY" - trace.json <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+ev = d["traceEvents"]
+names, stacks, used = {}, {}, set()
+for e in ev:
+    for k in ("ph", "ts", "pid", "tid", "name"):
+        assert k in e, (k, e)
+    if e["ph"] == "M":
+        if e["name"] == "thread_name":
+            names[e["tid"]] = e["args"]["name"]
+        continue
+    used.add(e["tid"])
+    if e["ph"] == "X":
+        assert e["dur"] >= 0 and e["ts"] >= 0, e
+    elif e["ph"] == "B":
+        stacks.setdefault(e["tid"], []).append(e["name"])
+    elif e["ph"] == "E":
+        assert stacks.get(e["tid"]) and stacks[e["tid"]].pop() == e["name"], e
+    else:
+        raise AssertionError(("unexpected phase", e))
+assert all(not s for s in stacks.values()), stacks
+assert used and used <= set(names), (used, names)
+# the consumer's thread and the prefetch's coordinator each have a track with events
+assert "sl-prefetch" in {names[t] for t in used}, names
+assert len(used) >= 2, used
+PYEOF
+
+expect_exit 0 "$SLUICE" profile "$p" --seconds 0.5
+expect_output_has "pipeline:    range("
+expect_output_has "bottleneck:  "
+expect_output_has "bound:       "
+expect_output_has "elements/s"
+
+expect_exit 2 "$SLUICE" profile
+expect_exit 2 "$SLUICE" profile "$p" --seconds 0
+expect_exit 2 "$SLUICE" profile "$p" --trace
+expect_exit 2 "$SLUICE" profile "$p" --frobnicate
+expect_exit 1 "$SLUICE" profile "$p" --seconds 0.2 --trace no-such-dir/t.json
+expect_output_has "writing the trace to no-such-dir/t.json"
+expect_exit 1 "$SLUICE" profile 'range(5) | batch(0)'
+echo "profile OK"
