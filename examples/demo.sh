@@ -6,9 +6,9 @@
 #   3. verify, inspect, and read one record by random access
 #   4. convert back to TFRecord and check the bytes are identical to the original
 #   5. damage a copy: verify names the spot, repair recovers every intact record
-#   6. stream the shards through the engine (examples/stream_records.c)
-#   7. images: generate an ImageFolder of shapes (examples/make_shapes.c), convert it with
+#   6. images: generate an ImageFolder of shapes (examples/make_shapes.c), convert it with
 #      `sluice convert DIR`, and stream it through decode + random crop + flip + normalize
+#   7. the same from C: examples/stream_records.c, a training loop's input in ~40 lines
 # usage: demo.sh SLUICE_BINARY OUT_DIR
 set -euo pipefail
 sluice=$(realpath "$1")
@@ -53,16 +53,16 @@ set -e
 run "$sluice" repair damaged.sluice -o repaired.sluice
 run "$sluice" verify repaired.sluice
 
-step "6. stream the shards through the engine: records -> shuffle -> map -> batch -> prefetch"
+step "6. images: an ImageFolder of 1000 JPEG shapes in 4 classes -> typed records -> augmentation"
 examples=$(realpath "$(dirname "$sluice")/../examples")
-run "$examples/stream_records" 'train-*.sluice'
-
-step "7. images: an ImageFolder of 1000 JPEG shapes in 4 classes -> typed records -> augmentation"
 run "$examples/make_shapes" shapes --per-class 250
 run "$sluice" convert shapes -o shapes-train --shards 2
 echo "   labels.txt: $(tr '\n' ' ' < labels.txt)"
 images='records("shapes-train-*.sluice") | global_shuffle(seed=1) | map(decode_jpeg, random_resized_crop(56), flip, normalize(imagenet), parallel=auto) | select("image", "label")'
 run "$sluice" head "$images | batch(32)" -n 2
 run "$sluice" bench "$images | repeat | batch(32) | prefetch(auto)" --seconds 3
+
+step "7. a training loop's input in C (examples/stream_records.c): records -> shuffle -> decode + augment -> batch -> prefetch"
+run "$examples/stream_records" 'shapes-train-*.sluice'
 
 printf '\nDemo finished: files are in %s\n' "$(pwd)"

@@ -1,57 +1,38 @@
-/* Stream typed sluice records into a training loop: records -> shuffle -> map -> batch ->
- * prefetch, then iterate. Usage: stream_records 'demo-out/train-*.sluice' */
+/* A training loop's input: records -> shuffle -> decode + augment -> batch -> prefetch.
+ * Usage: stream_records 'shapes-train-*.sluice' (typed records with image and label fields) */
 #include <stdio.h>
 
-#include "sluice/pipeline.h"
-
-/* Keeps the label and replaces the encoded image by its size (a stand-in for decoding). */
-static int to_example(void *user, sl_map_ctx *ctx, sl_element *in, sl_element *out, char *err,
-                      size_t errcap)
-{
-    sl_tensor size;
-    int rc = sl_tensor_alloc(&size, SL_DTYPE_I64, 0, NULL);
-    if (rc == 0) {
-        *(int64_t *)size.data = sl_element_get(in, "image")->shape[0];
-        const int k = sl_element_find(in, "label");
-        rc = sl_element_push(out, "label", &in->tensors[k]);
-        if (rc == 0)
-            rc = sl_element_push(out, "image_bytes", &size);
-    }
-    return rc;
-}
+#include "sluice/ops_registry.h"
+#include "sluice/pipeline_build.h"
 
 int main(int argc, char **argv)
 {
-    const char *files[] = {argc > 1 ? argv[1] : "demo-out/train-*.sluice"};
-    char err[512];
-    sl_dataset *src, *shuffled, *mapped, *batched, *ds;
-    if (sl_dataset_records(&src, files, 1, err, sizeof err)) {
-        fprintf(stderr, "stream_records: %s\n", err);
-        return 1;
-    }
-    const sl_map_def fn = {"to_example", to_example, NULL, NULL};
-    const sl_map_options parallel = {.parallel = SL_PARALLEL_AUTO};
-    sl_dataset_shuffle(&shuffled, src, 1024, 7, 1);
-    sl_dataset_map(&mapped, shuffled, &fn, &parallel);
-    sl_dataset_batch(&batched, mapped, 64, 0);
-    sl_dataset_prefetch(&ds, batched, SL_PARALLEL_AUTO);
-
-    sl_iter *it;
-    int rc = sl_iter_open(&it, ds, NULL);
-    long batches = 0, examples = 0;
+    char text[512], err[512] = "";
+    snprintf(text, sizeof text,
+             "records(\"%s\") | shuffle(1024, seed=7) | map(decode_jpeg, random_resized_crop(56), "
+             "flip, normalize(imagenet), parallel=auto) | select(\"image\", \"label\") | "
+             "batch(64) | prefetch(auto)",
+             argc > 1 ? argv[1] : "shapes-train-*.sluice");
+    sl_registry *reg;
+    sl_dataset *ds = NULL;
+    sl_iter *it = NULL;
+    int rc = sl_registry_create(&reg);
+    if (rc == 0 && (rc = sl_ops_register(reg)) == 0 &&
+        (rc = sl_pipeline_build(&ds, text, reg, err, sizeof err)) == 0)
+        rc = sl_iter_open(&it, ds, NULL);
+    long batches = 0, images = 0;
     sl_element batch;
     while (rc == 0 && (rc = sl_iter_next(it, &batch)) == 0) { /* one training step per batch */
-        examples += sl_element_get(&batch, "label")->shape[0];
+        images += sl_element_get(&batch, "label")->shape[0];
         batches++;
         sl_element_release(&batch);
     }
-    if (rc != SL_EOF)
-        fprintf(stderr, "stream_records: %s\n", sl_iter_errmsg(it));
+    if (rc == SL_EOF)
+        printf("stream_records: %ld batches, %ld images\n", batches, images);
     else
-        printf("stream_records: %ld batches, %ld examples\n", batches, examples);
+        fprintf(stderr, "stream_records: %s\n", it ? sl_iter_errmsg(it) : err);
     sl_iter_close(it);
-    sl_dataset *all[] = {src, shuffled, mapped, batched, ds};
-    for (int i = 0; i < 5; i++)
-        sl_dataset_release(all[i]);
+    sl_dataset_release(ds);
+    sl_registry_free(reg);
     return rc == SL_EOF ? 0 : 1;
 }
