@@ -50,6 +50,21 @@ void cli_registry_print(FILE *f);
  * CLI_USAGE on failure. */
 int cli_open_pipeline(const char *cmd, const char *text, const cli_engine_flags *f, sl_dataset **ds,
                       sl_iter **it);
+/* --seconds S and --json for the commands that run a pipeline for a while (bench, profile):
+ * 1 when argv[*i] was one of them, 0 when not, -1 after printing a usage error. */
+int cli_timed_flag(const char *cmd, int argc, char **argv, int *i, double *seconds, int *json);
+
+/* What a timed run saw. */
+typedef struct cli_run {
+    uint64_t elements, examples, bytes; /* examples: the first tensor's first dimension summed */
+    uint64_t first_ns;                  /* from t0 to the first element */
+    double seconds, cpu_seconds;        /* since t0 / cpu0 */
+    int rc;                             /* SL_EOF when the stream ended, 0 at the deadline */
+} cli_run;
+/* Pulls elements until the end or `seconds` after t0 (a progress line on a terminal unless
+ * quiet). CLI_OK, or CLI_FAIL after printing the iterator's error. */
+int cli_run_pipeline(const char *cmd, sl_dataset *ds, sl_iter *it, double seconds, int quiet,
+                     uint64_t t0, uint64_t cpu0, cli_run *out);
 
 int cmd_head(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sluice/clock.h"
 #include "sluice/ops_registry.h"
+#include "sluice/progress.h"
 
 const char cli_engine_flags_help[] =
     "      --threads T       worker threads (the CPU budget; default: number of CPUs)\n"
@@ -100,8 +102,8 @@ void cli_registry_print(FILE *f)
     sl_registry_free(reg);
 }
 
-int cli_open_pipeline(const char *cmd, const char *text, const cli_engine_flags *f,
-                      sl_dataset **ds, sl_iter **it)
+int cli_open_pipeline(const char *cmd, const char *text, const cli_engine_flags *f, sl_dataset **ds,
+                      sl_iter **it)
 {
     *ds = NULL;
     *it = NULL;
@@ -121,4 +123,54 @@ int cli_open_pipeline(const char *cmd, const char *text, const cli_engine_flags 
     if (rc)
         return cli_fail(cmd, "%s", *it ? sl_iter_errmsg(*it) : sl_strerror(rc));
     return CLI_OK;
+}
+
+int cli_timed_flag(const char *cmd, int argc, char **argv, int *i, double *seconds, int *json)
+{
+    if (!strcmp(argv[*i], "--json")) {
+        *json = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--seconds"))
+        return 0;
+    char *end = NULL;
+    if (*i + 1 < argc)
+        *seconds = strtod(argv[++*i], &end);
+    if (!end || *end || *seconds <= 0) {
+        cli_usage_error(cmd, "--seconds takes a positive number");
+        return -1;
+    }
+    return 1;
+}
+
+int cli_run_pipeline(const char *cmd, sl_dataset *ds, sl_iter *it, double seconds, int quiet,
+                     uint64_t t0, uint64_t cpu0, cli_run *out)
+{
+    memset(out, 0, sizeof *out);
+    const int64_t card = sl_dataset_cardinality(ds);
+    sl_progress *p = NULL;
+    if (!quiet)
+        sl_progress_open(&p, stderr, cmd, card > 0 ? (uint64_t)card : 0, "elements", 0);
+    const uint64_t deadline = t0 + (uint64_t)(seconds * 1e9);
+    sl_element e;
+    while ((out->rc = sl_iter_next(it, &e)) == 0) {
+        if (!out->elements)
+            out->first_ns = sl_clock_ns() - t0;
+        uint64_t b = 0;
+        for (int k = 0; k < e.count; k++)
+            b += sl_tensor_nbytes(&e.tensors[k]);
+        out->examples += e.count && e.tensors[0].rank > 0 && e.tensors[0].dtype != SL_DTYPE_BYTES
+                             ? (uint64_t)e.tensors[0].shape[0]
+                             : 1;
+        out->bytes += b;
+        out->elements++;
+        sl_element_release(&e);
+        sl_progress_add(p, 1, b);
+        if ((out->elements & 63) == 0 && sl_clock_ns() >= deadline)
+            break;
+    }
+    out->seconds = (double)(sl_clock_ns() - t0) / 1e9;
+    out->cpu_seconds = (double)(sl_clock_process_cpu_ns() - cpu0) / 1e9;
+    sl_progress_close(p);
+    return out->rc < 0 ? cli_fail(cmd, "%s", sl_iter_errmsg(it)) : CLI_OK;
 }

@@ -70,15 +70,12 @@ int cmd_bench(int argc, char **argv)
             return CLI_USAGE;
         if (e)
             continue;
-        if (!strcmp(argv[i], "--seconds")) {
-            char *end = NULL;
-            if (i + 1 < argc)
-                seconds = strtod(argv[++i], &end);
-            if (!end || *end || seconds <= 0)
-                return cli_usage_error("bench", "--seconds takes a positive number");
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
+        const int t = cli_timed_flag("bench", argc, argv, &i, &seconds, &json);
+        if (t < 0)
+            return CLI_USAGE;
+        if (t)
+            continue;
+        if (argv[i][0] == '-' && argv[i][1]) {
             return cli_usage_error("bench", "unknown option '%s'", argv[i]);
         } else if (!text) {
             text = argv[i];
@@ -92,35 +89,9 @@ int cmd_bench(int argc, char **argv)
     sl_iter *it;
     const uint64_t t0 = sl_clock_ns(), cpu0 = sl_clock_process_cpu_ns();
     int ret = cli_open_pipeline("bench", text, &f, &ds, &it);
-    const int64_t card = ds ? sl_dataset_cardinality(ds) : -1;
-    sl_progress *p = NULL;
-    if (!json)
-        sl_progress_open(&p, stderr, "bench", card > 0 ? (uint64_t)card : 0, "elements", 0);
-    uint64_t elements = 0, examples = 0, bytes = 0, first_ns = 0;
-    const uint64_t deadline = t0 + (uint64_t)(seconds * 1e9);
-    int rc = 0;
-    sl_element e;
-    while (ret == CLI_OK && (rc = sl_iter_next(it, &e)) == 0) {
-        if (!elements)
-            first_ns = sl_clock_ns() - t0;
-        uint64_t b = 0;
-        for (int k = 0; k < e.count; k++)
-            b += sl_tensor_nbytes(&e.tensors[k]);
-        examples += e.count && e.tensors[0].rank > 0 && e.tensors[0].dtype != SL_DTYPE_BYTES
-                        ? (uint64_t)e.tensors[0].shape[0]
-                        : 1;
-        bytes += b;
-        elements++;
-        sl_element_release(&e);
-        sl_progress_add(p, 1, b);
-        if ((elements & 63) == 0 && sl_clock_ns() >= deadline)
-            break;
-    }
-    const double secs = (double)(sl_clock_ns() - t0) / 1e9;
-    const double cpu = (double)(sl_clock_process_cpu_ns() - cpu0) / 1e9;
-    sl_progress_close(p);
-    if (ret == CLI_OK && rc < 0)
-        ret = cli_fail("bench", "%s", sl_iter_errmsg(it));
+    cli_run r;
+    if (ret == CLI_OK)
+        ret = cli_run_pipeline("bench", ds, it, seconds, json, t0, cpu0, &r);
     if (ret == CLI_OK) {
         char canon[2048];
         sl_dataset_print(ds, canon, sizeof canon);
@@ -133,16 +104,17 @@ int cmd_bench(int argc, char **argv)
                    ", \"bytes\": %" PRIu64 ", \"elements_per_s\": %.1f, \"examples_per_s\": "
                    "%.1f, \"mb_per_s\": %.2f, \"first_element_ms\": %.2f, \"cpu_seconds\": "
                    "%.3f, \"complete\": %s}\n",
-                   secs, elements, examples, bytes, elements / secs, examples / secs,
-                   bytes / secs / 1e6, first_ns / 1e6, cpu, rc == SL_EOF ? "true" : "false");
+                   r.seconds, r.elements, r.examples, r.bytes, r.elements / r.seconds,
+                   r.examples / r.seconds, r.bytes / r.seconds / 1e6, r.first_ns / 1e6,
+                   r.cpu_seconds, r.rc == SL_EOF ? "true" : "false");
         } else {
             printf("pipeline:    %s\n", canon);
-            printf("ran:         %.2f s%s, %.2f CPU-seconds\n", secs,
-                   rc == SL_EOF ? " (to the end)" : "", cpu);
-            printf("elements:    %" PRIu64 " (%.1f/s)\n", elements, elements / secs);
-            printf("examples:    %" PRIu64 " (%.1f/s)\n", examples, examples / secs);
-            printf("bytes:       %.1f MB (%.1f MB/s)\n", bytes / 1e6, bytes / secs / 1e6);
-            printf("first:       %.2f ms to the first element\n", first_ns / 1e6);
+            printf("ran:         %.2f s%s, %.2f CPU-seconds\n", r.seconds,
+                   r.rc == SL_EOF ? " (to the end)" : "", r.cpu_seconds);
+            printf("elements:    %" PRIu64 " (%.1f/s)\n", r.elements, r.elements / r.seconds);
+            printf("examples:    %" PRIu64 " (%.1f/s)\n", r.examples, r.examples / r.seconds);
+            printf("bytes:       %.1f MB (%.1f MB/s)\n", r.bytes / 1e6, r.bytes / r.seconds / 1e6);
+            printf("first:       %.2f ms to the first element\n", r.first_ns / 1e6);
             print_stages(it);
         }
     }

@@ -156,15 +156,12 @@ int cmd_profile(int argc, char **argv)
             return CLI_USAGE;
         if (e)
             continue;
-        if (!strcmp(argv[i], "--seconds")) {
-            char *end = NULL;
-            if (i + 1 < argc)
-                seconds = strtod(argv[++i], &end);
-            if (!end || *end || seconds <= 0)
-                return cli_usage_error("profile", "--seconds takes a positive number");
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (!strcmp(argv[i], "--trace")) {
+        const int t = cli_timed_flag("profile", argc, argv, &i, &seconds, &json);
+        if (t < 0)
+            return CLI_USAGE;
+        if (t)
+            continue;
+        if (!strcmp(argv[i], "--trace")) {
             if (i + 1 >= argc)
                 return cli_usage_error("profile", "--trace needs a FILE");
             trace = argv[++i];
@@ -185,25 +182,9 @@ int cmd_profile(int argc, char **argv)
     int rc = 0;
     if (ret == CLI_OK && trace && (rc = sl_iter_trace_start(it, 0)) != 0)
         ret = cli_fail("profile", "starting the trace: %s", sl_strerror(rc));
-    const int64_t card = ds ? sl_dataset_cardinality(ds) : -1;
-    sl_progress *p = NULL;
-    if (!json && ret == CLI_OK)
-        sl_progress_open(&p, stderr, "profile", card > 0 ? (uint64_t)card : 0, "elements", 0);
-    uint64_t elements = 0;
-    const uint64_t deadline = t0 + (uint64_t)(seconds * 1e9);
-    sl_element e;
-    while (ret == CLI_OK && (rc = sl_iter_next(it, &e)) == 0) {
-        elements++;
-        sl_element_release(&e);
-        sl_progress_add(p, 1, 0);
-        if ((elements & 63) == 0 && sl_clock_ns() >= deadline)
-            break;
-    }
-    const double secs = (double)(sl_clock_ns() - t0) / 1e9;
-    const double cpu = (double)(sl_clock_process_cpu_ns() - cpu0) / 1e9;
-    sl_progress_close(p);
-    if (ret == CLI_OK && rc < 0)
-        ret = cli_fail("profile", "%s", sl_iter_errmsg(it));
+    cli_run r = {0};
+    if (ret == CLI_OK)
+        ret = cli_run_pipeline("profile", ds, it, seconds, json, t0, cpu0, &r);
     if (ret == CLI_OK) {
         sl_profile_snapshot *snap = malloc(sizeof *snap);
         sl_profile_analysis *a = malloc(sizeof *a);
@@ -215,9 +196,9 @@ int cmd_profile(int argc, char **argv)
             if (a->pipeline[0] == '\0') /* nothing ran: still name the pipeline */
                 sl_dataset_print(ds, a->pipeline, sizeof a->pipeline);
             if (json)
-                print_json(snap, a, secs, elements, rc == SL_EOF, cpu);
+                print_json(snap, a, r.seconds, r.elements, r.rc == SL_EOF, r.cpu_seconds);
             else
-                print_text(snap, a, secs, elements, rc == SL_EOF);
+                print_text(snap, a, r.seconds, r.elements, r.rc == SL_EOF);
         }
         free(snap);
         free(a);
