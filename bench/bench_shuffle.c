@@ -67,22 +67,9 @@ static size_t make_record(uint8_t *buf, uint64_t i)
     return size;
 }
 
-/* The number of records in path, or -1 when it is missing or unreadable. */
-static int64_t count_records(const char *path)
-{
-    sl_record_reader *r;
-    if (sl_record_reader_open(&r, path, NULL)) {
-        sl_record_reader_close(r);
-        return -1;
-    }
-    const int64_t n = (int64_t)sl_record_reader_count(r);
-    sl_record_reader_close(r);
-    return n;
-}
-
 static void write_file(const file_case *c, int64_t n)
 {
-    if (count_records(c->path) == n)
+    if (bench_count_records(c->path) == n)
         return; /* kept from an earlier run with --keep */
     const sl_record_writer_options o = {
         .compression_level = c->level, .chunk_bytes = c->chunk_bytes, .threads = 2};

@@ -49,21 +49,9 @@ static void die(const char *what, const char *detail)
     bench_die("bench_source_io", what, detail);
 }
 
-static int64_t count_records(const char *path)
-{
-    sl_record_reader *r;
-    if (sl_record_reader_open(&r, path, NULL)) {
-        sl_record_reader_close(r);
-        return -1;
-    }
-    const int64_t n = (int64_t)sl_record_reader_count(r);
-    sl_record_reader_close(r);
-    return n;
-}
-
 static void write_file(const opts *o, int64_t n)
 {
-    if (count_records(o->path) == n)
+    if (bench_count_records(o->path) == n)
         return; /* kept from an earlier run with --keep */
     sl_record_writer *w;
     if (sl_record_writer_open(&w, o->path, NULL))
