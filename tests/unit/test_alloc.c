@@ -78,6 +78,35 @@ static void test_fail_at_fails_exactly_one_allocation(void **state)
     sl_free(e);
 }
 
+/* Large blocks (256 KiB and up) come back from a cache of freed ones: counted exactly like
+ * others, zeroed by calloc even when reused, aligned as asked, and (outside sanitizer builds,
+ * which keep no cache so that use-after-free stays visible) the same block for the same size. */
+static void test_large_blocks_are_reused(void **state)
+{
+    const int64_t live = sl_alloc_live_bytes();
+    enum { BIG = 3 << 20 };
+    unsigned char *a = sl_malloc_aligned(64, BIG);
+    assert_non_null(a);
+    assert_int_equal((uintptr_t)a % 64, 0);
+    assert_int_equal(sl_alloc_live_bytes(), live + BIG);
+    memset(a, 0xAB, BIG);
+    sl_free(a);
+    assert_int_equal(sl_alloc_live_bytes(), live);
+    unsigned char *b = sl_calloc(1, BIG);
+    assert_non_null(b);
+    for (size_t i = 0; i < BIG; i += 4093)
+        assert_int_equal(b[i], 0);
+    assert_int_equal(b[BIG - 1], 0);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    assert_ptr_equal(a, b);
+#endif
+    void *c = sl_realloc(b, BIG + 100); /* grows through a copy, still large */
+    assert_non_null(c);
+    assert_int_equal(sl_alloc_live_bytes(), live + BIG + 100);
+    sl_free(c);
+    assert_int_equal(sl_alloc_live_bytes(), live);
+}
+
 static void test_strdup(void **state)
 {
     char *s = sl_strdup("sluice");
@@ -94,6 +123,7 @@ int main(void)
         cmocka_unit_test(test_peak_tracks_highest_point),
         cmocka_unit_test(test_fail_at_fails_exactly_one_allocation),
         cmocka_unit_test(test_strdup),
+        cmocka_unit_test(test_large_blocks_are_reused),
     };
     return cmocka_run_group_tests(tests, sl_test_leak_setup, sl_test_leak_teardown);
 }
