@@ -23,7 +23,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config clang libclang-rt-1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CMAKE_GEN := -G Ninja
 
-.PHONY: all deps build demo test test-asan test-tsan test-release fuzz bench clean
+.PHONY: all deps build demo test test-asan test-tsan test-release fuzz bench clean cuda-check
 
 all: build
 
@@ -86,3 +86,13 @@ bench: build
 
 clean:
 	rm -rf build demo-out
+
+# `make cuda-check`: on a machine with a GPU, only sl_core, the trainer's layers/models/optimizers
+# and the CUDA backend, built for sm_90 from trainer/cuda/check (no zstd, liburing, ISA-L,
+# OpenBLAS or cmocka; no package installs), then the device tests; they exit 77 (ctest:
+# skipped) without a GPU.
+CUDA_CHECK_DIR ?= build/cuda-check
+cuda-check:
+	cmake -S trainer/cuda/check -B $(CUDA_CHECK_DIR) -DCMAKE_BUILD_TYPE=Release -DSL_CUDA_ARCH=90
+	cmake --build $(CUDA_CHECK_DIR) --parallel
+	ctest --test-dir $(CUDA_CHECK_DIR) --output-on-failure -L cuda
