@@ -80,5 +80,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
+/* `sluice train` (cmd_train.c): the training loop of sluice/train.h on the CPU. */
+int cmd_train(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static const struct {
     {"head", cmd_head, "print the first elements of a pipeline"},
     {"bench", cmd_bench, "measure how fast a pipeline delivers elements"},
     {"profile", cmd_profile, "find the stage that limits a pipeline and what to change"},
+    {"train", cmd_train, "train an mlp or cnn on a pipeline's batches, with logs and checkpoints"},
 };
 
 static void usage(FILE *f)
