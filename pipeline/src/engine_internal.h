@@ -351,6 +351,14 @@ int sl__map_set_parallel(sl__stage *s, int parallel);
 sl__stage *sl__ctx_live_stage(sl__ctx *ctx, const char *kind);
 sl__ctx *sl__iter_ctx(sl_iter *it);
 
+/* AUTOTUNE's driver (autotune.c): a thread that retunes the pipeline's `auto` knobs while the
+ * iterator runs. Start after the stages opened; *out stays NULL (and no thread starts) when
+ * nothing is auto. memory_bytes: the iterator's budget (<= 0: the default 1 GiB). Stop joins
+ * the thread; call it before any stage closes. NULL does nothing. */
+typedef struct sl__autotuner sl__autotuner;
+int sl__autotune_start(sl_iter *it, int64_t memory_bytes, sl__autotuner **out);
+void sl__autotune_stop(sl__autotuner *t);
+
 /* Fails with SL_ERR_BUDGET and a message naming the largest holder when the buffers of ds's
  * stages, estimated from element sizes, exceed budget (<= 0: the default 1 GiB). */
 int sl__memory_check(const sl_dataset *ds, int threads, int64_t budget, sl_errmsg *err);

@@ -1,6 +1,8 @@
 /*
  * Iterators: the context shared by one traversal's stages (worker pool, seed, error policy,
- * first error), open/next/close, checkpoints (save, restore), and stage error reporting.
+ * first error), open/next/close, checkpoints (save, restore), and stage error reporting. An
+ * iterator whose pipeline has `auto` knobs also runs the AUTOTUNE thread (autotune.c), started
+ * once the stages are open and joined first thing at close.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,7 +18,8 @@ struct sl_iter {
     sl__ctx ctx;
     sl_dataset *root; /* one reference */
     sl__stage *top;
-    int done; /* SL_EOF or an error code once the stream ended; sticky */
+    int done;             /* SL_EOF or an error code once the stream ended; sticky */
+    sl__autotuner *tuner; /* NULL unless the pipeline has an `auto` knob */
 };
 
 extern _Thread_local char *sl__quiet_refusal;
@@ -135,6 +138,10 @@ static int iter_open(sl_iter **out, sl_dataset *ds, const sl_iter_options *opts,
             sl__errmsg_set(&it->ctx.err, rc, "%s %s", blob ? "restoring" : "opening", text);
         }
         pthread_mutex_unlock(&it->ctx.mu);
+    }
+    if (rc == 0 && (rc = sl__autotune_start(it, opts->memory_bytes, &it->tuner)) != 0) {
+        it->ctx.err_code = rc;
+        sl__errmsg_set(&it->ctx.err, rc, "starting the autotune thread");
     }
     return rc;
 }
@@ -272,6 +279,7 @@ void sl_iter_close(sl_iter *it)
 {
     if (!it)
         return;
+    sl__autotune_stop(it->tuner); /* first: it reaches into the stages */
     atomic_store(&it->ctx.cancelled, 1);
     sl__stage_cancel(it->top);
     sl__stage_close(it->top);

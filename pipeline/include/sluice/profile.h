@@ -139,6 +139,74 @@ int sl_iter_trace_start(sl_iter *it, size_t max_events);
  * SL_ERR_INVAL when no trace was started; -errno when the file cannot be written. */
 int sl_iter_trace_write(sl_iter *it, const char *path);
 
+/* ---- AUTOTUNE ------------------------------------------------------------------------------
+ *
+ * Knobs written `auto` (map(f, parallel=auto), prefetch(auto)) are chosen while the iterator
+ * runs: a low-rate thread (every SL_AUTOTUNE_INTERVAL_MS) snapshots the counters, calls
+ * sl_autotune_step and applies what it decides. The policy is a pure function of two snapshots
+ * and its own state (plain data, no clock), so tests drive it with made-up counters.
+ *
+ * The policy: an auto map starts at parallelism 1. When its workers are saturated (workers in
+ * flight near its parallelism) and the consumer waits for it, it tries doubling (bounded by
+ * the CPU budget shared by all auto maps); the next interval keeps the step when the output
+ * rate rose by SL_AUTOTUNE_GAIN, else reverts and settles there. A map whose workers mostly
+ * idle (its input or its consumer is slower) backs off to the parallelism it uses. An auto
+ * prefetch keeps its opened capacity, doubles (trial, as above) when the consumer waits on an
+ * empty ring, and never holds more than its share of the memory budget (bytes per element x
+ * capacity). A settled knob reopens
+ * when its stage's cost per element changes more than 2x. interleave(parallel=auto) is not
+ * tuned (its threads are fixed at open: no setter). */
+enum { SL_AUTOTUNE_MAX_KNOBS = 16, SL_AUTOTUNE_INTERVAL_MS = 80 };
+#define SL_AUTOTUNE_GAIN 1.10
+
+typedef enum sl_autotune_kind {
+    SL_AUTOTUNE_MAP_PARALLEL = 1, /* a parallel map's worker tasks */
+    SL_AUTOTUNE_PREFETCH = 2,     /* a prefetch's capacity */
+} sl_autotune_kind;
+
+typedef struct sl_autotune_limits {
+    int threads;          /* CPU budget: all auto maps' parallelism together (<= 0: snapshot's) */
+    int64_t memory_bytes; /* what auto prefetch rings may hold together (<= 0: unlimited) */
+    int64_t max_prefetch; /* one auto prefetch's capacity at most (<= 0: 64) */
+} sl_autotune_limits;
+
+typedef struct sl_autotune_knob {
+    sl_autotune_kind kind;
+    int stage;           /* its index in the snapshots */
+    int64_t value;       /* the setting decided last */
+    int64_t before;      /* > 0: a trial step is running; the value to revert to */
+    double trial_rate;   /* the output rate before the trial */
+    int settled;         /* 1: climbing stopped (no gain) until the cost changes > 2x */
+    double settled_cost; /* its cost per element (ns) when it settled */
+} sl_autotune_knob;
+
+typedef struct sl_autotune_state {
+    int nknobs;
+    sl_autotune_knob knobs[SL_AUTOTUNE_MAX_KNOBS];
+    uint64_t steps; /* intervals judged */
+} sl_autotune_state;
+
+typedef struct sl_autotune_decision {
+    int skipped; /* 1: the interval was too short to judge; call again with the same prev */
+    int n;       /* knobs whose value changed */
+    struct {
+        int stage;
+        sl_autotune_kind kind;
+        int64_t value;
+    } set[SL_AUTOTUNE_MAX_KNOBS];
+} sl_autotune_decision;
+
+/* Finds the auto knobs of a snapshot (maps whose text says parallel=auto and that opened
+ * parallel, prefetch(auto)); their starting values go to out (maps: 1). Returns the number of
+ * knobs (0: nothing to tune). */
+int sl_autotune_init(sl_autotune_state *st, const sl_profile_snapshot *s,
+                     sl_autotune_decision *out);
+/* Judges the interval prev -> now (same iterator, now later) and decides new values. 0, or
+ * SL_ERR_INVAL for snapshots that do not match the state. */
+int sl_autotune_step(sl_autotune_state *st, const sl_profile_snapshot *prev,
+                     const sl_profile_snapshot *now, const sl_autotune_limits *limits,
+                     sl_autotune_decision *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,268 @@
+/*
+ * AUTOTUNE against the best hand-tuned setting.
+ *
+ * Three pipelines, each `range(N) | <pre> | map(work, parallel=P) | prefetch(K)` on an
+ * iterator whose CPU budget is the machine's cores:
+ *   cheap-map     work is a few arithmetic steps (the engine's handoffs dominate)
+ *   decode-bound  work burns --decode-us microseconds of arithmetic (a JPEG decode's stand-in)
+ *   source-bound  a sequential map burning --source-us runs before a parallel map burning
+ *                 --source-us / 4: the sequential stage limits, whatever P is
+ * The hand-tuned sweep runs P = 1 .. 2 x cores and K in {1, 2, 4, 8, 16}; autotune runs
+ * parallel=auto and prefetch(auto). Every configuration is timed --rounds times (median) and
+ * its outputs are checked (sum of values equal across configurations). Reported: the best
+ * hand-tuned rate and its setting, the autotune rate, and autotune / best.
+ *
+ * Adaptation: `range(N) | map(phase, parallel=auto) | prefetch(auto)` where phase costs
+ * --decode-us / 8 for the first half of the elements and --decode-us for the second. The
+ * parallelism the tuner chose is sampled every 20 ms; the second half's rate is compared with
+ * the best hand-tuned P's second-half rate.
+ *
+ * usage: bench_autotune [--n N] [--decode-us US] [--source-us US] [--rounds R] [--verbose]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "sluice/clock.h"
+#include "sluice/pipeline.h"
+#include "sluice/profile.h"
+
+enum { MAX_ROUNDS = 9, PREFETCHES = 5 };
+static const int64_t prefetch_sweep[PREFETCHES] = {1, 2, 4, 8, 16};
+
+static uint64_t iters_per_us; /* calibrated once, read-only afterwards */
+static int verbose;           /* --verbose: every configuration's rate */
+
+static uint64_t burn(uint64_t x, uint64_t iters)
+{
+    for (uint64_t i = 0; i < iters; i++) {
+        x = x * 0x9E3779B97F4A7C15ull + i;
+        x ^= x >> 29;
+    }
+    return x;
+}
+
+/* A map's cost: microseconds of arithmetic per element, 8x from element switch_at on. */
+typedef struct work {
+    double us;         /* cost per element */
+    int64_t switch_at; /* > 0: elements >= switch_at cost 8x us */
+} work;
+
+static int work_map(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
+                    size_t errcap)
+{
+    const work *w = user;
+    const int64_t v = *(const int64_t *)in->tensors[0].data;
+    sl_element_release(in);
+    double us = w->us;
+    if (w->switch_at > 0 && v >= w->switch_at)
+        us *= 8;
+    sl_tensor t;
+    int rc = sl_tensor_alloc(&t, SL_DTYPE_I64, 0, NULL);
+    if (rc)
+        return rc;
+    /* the value stays v (checked), the burn result only feeds a branch that never fires */
+    const uint64_t b = us > 0 ? burn((uint64_t)v, (uint64_t)(us * (double)iters_per_us)) : 0;
+    *(int64_t *)t.data = b == 1 ? -1 : v;
+    return sl_element_push(out, "value", &t);
+}
+
+static void calibrate(void)
+{
+    uint64_t n = 1 << 16;
+    for (;;) {
+        const uint64_t t0 = sl_clock_ns();
+        volatile uint64_t sink = burn(1, n);
+        (void)sink;
+        const uint64_t dt = sl_clock_ns() - t0;
+        if (dt > 20000000) {
+            iters_per_us = n * 1000 / dt;
+            return;
+        }
+        n *= 2;
+    }
+}
+
+/* parallel: P or SL_PARALLEL_AUTO; prefetch: K or SL_PARALLEL_AUTO. pre_us > 0: a sequential
+ * map of that cost first. */
+static sl_dataset *build(int64_t n, double pre_us, const work *w, int parallel, int64_t prefetch)
+{
+    sl_dataset *ds, *next;
+    if (sl_dataset_range(&ds, 0, n, 1))
+        bench_die("bench_autotune", "range", "failed");
+    static work pre;
+    if (pre_us > 0) {
+        pre = (work){.us = pre_us};
+        const sl_map_def def = {"source_cost", work_map, &pre, NULL};
+        if (sl_dataset_map(&next, ds, &def, &(sl_map_options){.parallel = 1}))
+            bench_die("bench_autotune", "map", "failed");
+        sl_dataset_release(ds);
+        ds = next;
+    }
+    const sl_map_def def = {"work", work_map, (void *)w, NULL};
+    if (sl_dataset_map(&next, ds, &def, &(sl_map_options){.parallel = parallel}))
+        bench_die("bench_autotune", "map", "failed");
+    sl_dataset_release(ds);
+    ds = next;
+    if (sl_dataset_prefetch(&next, ds, prefetch))
+        bench_die("bench_autotune", "prefetch", "failed");
+    sl_dataset_release(ds);
+    return next;
+}
+
+typedef struct result {
+    double rate;        /* elements/s over the whole run */
+    double second_rate; /* over the second half */
+    int64_t sum;
+    int chosen; /* the map's parallelism at the end */
+} result;
+
+/* Runs ds to the end; trace: print the map's parallelism every 20 ms. */
+static result run(sl_dataset *ds, int threads, int64_t n, int trace)
+{
+    sl_iter *it;
+    if (sl_iter_open(&it, ds, &(sl_iter_options){.threads = threads}))
+        bench_die("bench_autotune", "open", sl_iter_errmsg(it));
+    result r = {0};
+    const uint64_t t0 = sl_clock_ns();
+    uint64_t half = 0, last_trace = t0;
+    sl_element e;
+    int rc;
+    int64_t i = 0;
+    sl_profile_snapshot *snap = malloc(sizeof *snap);
+    while ((rc = sl_iter_next(it, &e)) == 0) {
+        r.sum += *(const int64_t *)e.tensors[0].data;
+        sl_element_release(&e);
+        if (++i == n / 2)
+            half = sl_clock_ns();
+        if (trace && (i & 63) == 0 && sl_clock_ns() - last_trace > 20000000) {
+            last_trace = sl_clock_ns();
+            sl_iter_profile(it, snap);
+            printf("    t=%4.0f ms  element %7lld  map parallel=%d\n", (last_trace - t0) / 1e6,
+                   (long long)i, snap->stages[1].parallel);
+        }
+    }
+    if (rc != SL_EOF)
+        bench_die("bench_autotune", "next", sl_iter_errmsg(it));
+    const uint64_t t1 = sl_clock_ns();
+    sl_iter_profile(it, snap);
+    r.chosen = snap->stages[1].parallel;
+    free(snap);
+    sl_iter_close(it);
+    r.rate = (double)n * 1e9 / (double)(t1 - t0);
+    r.second_rate = (double)(n - n / 2) * 1e9 / (double)(t1 - half);
+    return r;
+}
+
+/* Median over rounds of one configuration. */
+static result measure(int64_t n, double pre_us, const work *w, int parallel, int64_t prefetch,
+                      int threads, int rounds, int64_t want_sum)
+{
+    double rate[MAX_ROUNDS] = {0}, second[MAX_ROUNDS] = {0};
+    result last = {0};
+    for (int k = 0; k < rounds; k++) {
+        sl_dataset *ds = build(n, pre_us, w, parallel, prefetch);
+        last = run(ds, threads, n, 0);
+        sl_dataset_release(ds);
+        if (last.sum != want_sum)
+            bench_die("bench_autotune", "output", "sum differs");
+        rate[k] = last.rate;
+        second[k] = last.second_rate;
+    }
+    last.rate = bench_median(rate, rounds);
+    last.second_rate = bench_median(second, rounds);
+    return last;
+}
+
+static void compare(const char *name, int64_t n, double pre_us, const work *w, int threads,
+                    int rounds)
+{
+    const int64_t want = n * (n - 1) / 2;
+    double best = 0;
+    int best_p = 0;
+    int64_t best_k = 0;
+    for (int p = 1; p <= 2 * threads; p++)
+        for (int k = 0; k < PREFETCHES; k++) {
+            const result r = measure(n, pre_us, w, p, prefetch_sweep[k], threads, rounds, want);
+            if (verbose)
+                printf("    %s parallel=%d prefetch(%lld): %.0f/s\n", name, p,
+                       (long long)prefetch_sweep[k], r.rate);
+            if (r.rate > best) {
+                best = r.rate;
+                best_p = p;
+                best_k = prefetch_sweep[k];
+            }
+        }
+    const result a =
+        measure(n, pre_us, w, SL_PARALLEL_AUTO, SL_PARALLEL_AUTO, threads, rounds, want);
+    printf("%-13s best hand-tuned %10.0f/s (parallel=%d, prefetch(%lld))  autotune %10.0f/s "
+           "(ended parallel=%d)  ratio %.2f\n",
+           name, best, best_p, (long long)best_k, a.rate, a.chosen, a.rate / best);
+}
+
+int main(int argc, char **argv)
+{
+    int64_t n = 200000; /* cheap-map elements */
+    double decode_us = 20, source_us = 20;
+    int rounds = 3;
+    for (int i = 1; i < argc; i += 2) {
+        if (strcmp(argv[i], "--verbose") == 0) {
+            verbose = 1;
+            i--;
+        } else if (i + 1 >= argc)
+            bench_die("bench_autotune", "missing value for", argv[i]);
+        else if (strcmp(argv[i], "--n") == 0)
+            n = atoll(argv[i + 1]);
+        else if (strcmp(argv[i], "--decode-us") == 0)
+            decode_us = atof(argv[i + 1]);
+        else if (strcmp(argv[i], "--source-us") == 0)
+            source_us = atof(argv[i + 1]);
+        else if (strcmp(argv[i], "--rounds") == 0)
+            rounds = atoi(argv[i + 1]);
+        else
+            bench_die("bench_autotune", "unknown option", argv[i]);
+    }
+    if (rounds < 1 || rounds > MAX_ROUNDS)
+        bench_die("bench_autotune", "--rounds", "must be 1 to 9");
+    const int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    calibrate();
+    printf("cores %d, %llu burn steps per us, medians of %d\n", threads,
+           (unsigned long long)iters_per_us, rounds);
+    const work cheap = {0}, decode = {.us = decode_us}, light = {.us = source_us / 4};
+    compare("cheap-map", n, 0, &cheap, threads, rounds);
+    /* about one second of work on one core */
+    const int64_t nd = (int64_t)(1e6 / decode_us);
+    compare("decode-bound", nd, 0, &decode, threads, rounds);
+    compare("source-bound", (int64_t)(1e6 / source_us), source_us, &light, threads, rounds);
+
+    /* adaptation: cheap first half, 8x costlier second half */
+    const work phase = {.us = decode_us / 8, .switch_at = nd * 2};
+    const int64_t np = nd * 4;
+    printf("adaptation: map cost %.1f us, then %.1f us from element %lld of %lld\n", decode_us / 8,
+           decode_us, (long long)phase.switch_at, (long long)np);
+    double best = 0;
+    int best_p = 0;
+    for (int p = 1; p <= 2 * threads; p++) {
+        const result r =
+            measure(np, 0, &phase, p, SL_PARALLEL_AUTO, threads, rounds, np * (np - 1) / 2);
+        if (r.second_rate > best) {
+            best = r.second_rate;
+            best_p = p;
+        }
+    }
+    double second[MAX_ROUNDS] = {0};
+    for (int k = 0; k < rounds; k++) {
+        sl_dataset *ds = build(np, 0, &phase, SL_PARALLEL_AUTO, SL_PARALLEL_AUTO);
+        const result r = run(ds, threads, np, k == 0);
+        sl_dataset_release(ds);
+        second[k] = r.second_rate;
+    }
+    const double a = bench_median(second, rounds);
+    printf("adaptation    second half: best hand-tuned %.0f/s (parallel=%d)  autotune %.0f/s  "
+           "ratio %.2f\n",
+           best, best_p, a, a / best);
+    return 0;
+}

@@ -1,0 +1,240 @@
+/*
+ * The AUTOTUNE policy: from two counter snapshots to new values for the `auto` knobs.
+ *
+ * Pure (no clock, no allocation, no globals): the state it keeps between intervals is the
+ * caller's plain struct, so tests run it on made-up counters with a fake clock.
+ *
+ * Signals, per interval (deltas between the snapshots):
+ *   - the output rate (the last stage's elements per second): what a trial step must improve;
+ *   - a map's workers in flight (sampled once per 64 elements handed out): its utilisation is
+ *     workers / parallelism. Its cost per element follows from Little's law, workers in flight
+ *     x time / elements, and does not need a worker's drain to end (a saturated map's workers
+ *     drain the pending queue for as long as it stays full, so busy_ns lags);
+ *   - the consumer's time waiting in a work-ahead stage's `next`, or for a map running its
+ *     pending elements itself (the stage, or something below it, is slower than what consumes
+ *     it).
+ *
+ * Rules: a knob climbs by trial steps, one knob at a time so that the rate change can be
+ * attributed to it: double, judge on the next interval, keep when the output rate rose by
+ * SL_AUTOTUNE_GAIN, else revert and settle. Maps back off to what they use when mostly idle.
+ * A prefetch tries a bigger ring whenever its consumer waits on an empty one: beyond covering
+ * bursts, a bigger ring lets the producer hand over more elements per wakeup, which is what
+ * limits cheap stages (the trial rule undoes steps that do not pay).
+ * Settled knobs reopen when their stage's cost per element moves by more than 2x.
+ */
+#include <string.h>
+
+#include "core_internal.h"
+#include "sluice/profile.h"
+
+/* Output elements an interval needs before it is judged; fill samples a map needs. */
+enum { MIN_ELEMENTS = 16, MIN_SAMPLES = 2, DEFAULT_MAX_PREFETCH = 64 };
+/* An interval this long is judged whatever it holds (a stage that runs rarely). */
+static const double MAX_INTERVAL_NS = 2e9;
+/* Saturated: workers in flight at least this share of the parallelism. */
+static const double BUSY = 0.75;
+/* Idle: below this share the map backs off to what it uses, at TARGET utilisation. */
+static const double IDLE = 0.40, TARGET = 0.70;
+/* The consumer waited this share of the interval: the stage is short of elements. */
+static const double WAITS = 0.05;
+/* Cost changes beyond this factor reopen a settled knob. */
+static const double COST_CHANGE = 2.0;
+
+static uint64_t delta(uint64_t now, uint64_t prev)
+{
+    return now > prev ? now - prev : 0;
+}
+
+static int is_auto_map(const sl_profile_stage *s)
+{
+    return strcmp(s->kind, "map") == 0 && strstr(s->stage, "parallel=auto") && s->work_ahead;
+}
+
+static int is_auto_prefetch(const sl_profile_stage *s)
+{
+    return strcmp(s->kind, "prefetch") == 0 && strstr(s->stage, "(auto)");
+}
+
+int sl_autotune_init(sl_autotune_state *st, const sl_profile_snapshot *s, sl_autotune_decision *out)
+{
+    memset(st, 0, sizeof *st);
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < s->nstages && st->nknobs < SL_AUTOTUNE_MAX_KNOBS; i++) {
+        const sl_profile_stage *g = &s->stages[i];
+        sl_autotune_knob *k = &st->knobs[st->nknobs];
+        if (is_auto_map(g)) {
+            *k = (sl_autotune_knob){.kind = SL_AUTOTUNE_MAP_PARALLEL, .stage = i, .value = 1};
+        } else if (is_auto_prefetch(g)) {
+            *k = (sl_autotune_knob){
+                .kind = SL_AUTOTUNE_PREFETCH, .stage = i, .value = g->slots > 0 ? g->slots : 1};
+        } else {
+            continue;
+        }
+        st->nknobs++;
+        out->set[out->n].stage = k->stage;
+        out->set[out->n].kind = k->kind;
+        out->set[out->n].value = k->value;
+        out->n++;
+    }
+    return st->nknobs;
+}
+
+/* What one interval says about one knob's stage. */
+typedef struct reading {
+    double wait_share; /* consumer waiting in the stage's `next` */
+    double workers;    /* map: mean workers in flight; -1 unknown */
+    double cost_ns;    /* per element: map work (Little's law), prefetch producer's */
+    double elem_bytes; /* prefetch: bytes one ring slot holds */
+} reading;
+
+static reading read_stage(const sl_profile_stage *p, const sl_profile_stage *n, double dt)
+{
+    reading r = {.workers = -1};
+    r.wait_share = (double)delta(n->wait_ns, p->wait_ns) / dt;
+    const uint64_t samples = delta(n->fill_samples, p->fill_samples);
+    const uint64_t elements = delta(n->elements, p->elements);
+    if (samples >= MIN_SAMPLES)
+        r.workers = (double)delta(n->workers_sum, p->workers_sum) / (double)samples;
+    if (strcmp(n->kind, "map") == 0) {
+        /* A consumer with nothing ready runs pending elements itself rather than sleep: that
+         * time is as much a sign of a short map as a wait, and is work done. */
+        const double helped = (double)delta(n->helped_ns, p->helped_ns);
+        r.wait_share += helped / dt;
+        if (r.workers >= 0 && elements > 0)
+            r.cost_ns = (r.workers * dt + helped) / (double)elements;
+    } else {
+        const uint64_t pe = delta(n->producer_elements, p->producer_elements);
+        if (pe > 0)
+            r.cost_ns = (double)delta(n->producer_ns, p->producer_ns) / (double)pe;
+    }
+    const uint64_t timed = n->timed, bytes = n->timed_bytes;
+    r.elem_bytes = (timed ? (double)bytes / (double)timed : 0) + (double)sizeof(sl_element);
+    return r;
+}
+
+static int64_t map_budget(const sl_autotune_state *st, const sl_autotune_knob *k, int threads)
+{
+    int64_t others = 0;
+    for (int i = 0; i < st->nknobs; i++)
+        if (&st->knobs[i] != k && st->knobs[i].kind == SL_AUTOTUNE_MAP_PARALLEL)
+            others += st->knobs[i].value;
+    return SL_MAX((int64_t)1, (int64_t)threads - others);
+}
+
+static int64_t prefetch_cap(const sl_autotune_state *st, const sl_autotune_limits *lim,
+                            double elem_bytes)
+{
+    int64_t cap = lim->max_prefetch > 0 ? lim->max_prefetch : DEFAULT_MAX_PREFETCH;
+    if (lim->memory_bytes > 0) {
+        int n = 0;
+        for (int i = 0; i < st->nknobs; i++)
+            n += st->knobs[i].kind == SL_AUTOTUNE_PREFETCH;
+        const double share = (double)lim->memory_bytes / SL_MAX(n, 1);
+        cap = SL_MIN(cap, (int64_t)(share / elem_bytes)); /* positive: truncation floors */
+    }
+    return SL_MAX(cap, (int64_t)1);
+}
+
+static void settle(sl_autotune_knob *k, double cost)
+{
+    k->settled = 1;
+    k->settled_cost = cost;
+}
+
+/* Reopens a settled knob whose stage's cost moved more than COST_CHANGE either way. */
+static void reopen_on_change(sl_autotune_knob *k, double cost)
+{
+    if (k->settled && cost > 0 && k->settled_cost > 0 &&
+        (cost > k->settled_cost * COST_CHANGE || cost * COST_CHANGE < k->settled_cost))
+        k->settled = 0;
+    if (k->settled && k->settled_cost <= 0)
+        k->settled_cost = cost; /* settled before its cost was known */
+}
+
+int sl_autotune_step(sl_autotune_state *st, const sl_profile_snapshot *prev,
+                     const sl_profile_snapshot *now, const sl_autotune_limits *limits,
+                     sl_autotune_decision *out)
+{
+    memset(out, 0, sizeof *out);
+    if (now->nstages != prev->nstages || now->nstages < 1 || now->elapsed_ns <= prev->elapsed_ns)
+        return SL_ERR_INVAL;
+    for (int i = 0; i < st->nknobs; i++)
+        if (st->knobs[i].stage >= now->nstages)
+            return SL_ERR_INVAL;
+    const double dt = (double)(now->elapsed_ns - prev->elapsed_ns);
+    const uint64_t produced = delta(now->stages[0].elements, prev->stages[0].elements);
+    int enough = produced >= MIN_ELEMENTS;
+    for (int i = 0; i < st->nknobs && enough; i++) {
+        const int g = st->knobs[i].stage;
+        if (st->knobs[i].kind == SL_AUTOTUNE_MAP_PARALLEL &&
+            delta(now->stages[g].elements, prev->stages[g].elements) > 0 &&
+            delta(now->stages[g].fill_samples, prev->stages[g].fill_samples) < MIN_SAMPLES)
+            enough = 0;
+    }
+    if (!enough && dt < MAX_INTERVAL_NS) {
+        out->skipped = 1;
+        return 0;
+    }
+    st->steps++;
+    const double rate = (double)produced * 1e9 / dt;
+    const int threads = limits->threads > 0 ? limits->threads : SL_MAX(now->threads, 1);
+    int64_t next[SL_AUTOTUNE_MAX_KNOBS];
+    reading rd[SL_AUTOTUNE_MAX_KNOBS];
+    int trial = -1;
+    for (int i = 0; i < st->nknobs; i++) {
+        sl_autotune_knob *k = &st->knobs[i];
+        rd[i] = read_stage(&prev->stages[k->stage], &now->stages[k->stage], dt);
+        next[i] = k->value;
+        reopen_on_change(k, rd[i].cost_ns);
+        if (k->before > 0) { /* judge the trial step that ran this interval */
+            if (rate >= k->trial_rate * SL_AUTOTUNE_GAIN) {
+                k->before = 0;
+            } else {
+                next[i] = k->before;
+                k->before = 0;
+                settle(k, rd[i].cost_ns);
+                trial = i; /* no new trial while the revert takes effect */
+            }
+        }
+    }
+    for (int i = 0; i < st->nknobs; i++) {
+        sl_autotune_knob *k = &st->knobs[i];
+        const reading *r = &rd[i];
+        if (k->kind == SL_AUTOTUNE_MAP_PARALLEL) {
+            const double util = r->workers >= 0 ? r->workers / (double)k->value : -1;
+            const int64_t cap = map_budget(st, k, threads);
+            if (next[i] > cap) {
+                next[i] = cap; /* another map took the budget */
+            } else if (util >= BUSY && r->wait_share >= WAITS && !k->settled && trial < 0 &&
+                       k->value < cap) {
+                next[i] = SL_MIN(2 * k->value, cap);
+                trial = i;
+            } else if (util >= 0 && util < IDLE && k->value > 1 && next[i] == k->value) {
+                const double want = r->workers / TARGET;
+                next[i] = SL_MAX((int64_t)1, (int64_t)want + (want > (double)(int64_t)want));
+                if (next[i] >= k->value)
+                    next[i] = k->value - 1;
+            }
+        } else {
+            const int64_t cap = prefetch_cap(st, limits, r->elem_bytes);
+            if (next[i] > cap) {
+                next[i] = cap;
+            } else if (r->wait_share >= WAITS && !k->settled && trial < 0 && k->value < cap) {
+                next[i] = SL_MIN(2 * k->value, cap);
+                trial = i;
+            }
+        }
+        if (trial == i && next[i] > k->value) {
+            k->before = k->value;
+            k->trial_rate = rate;
+        }
+        if (next[i] != k->value) {
+            k->value = next[i];
+            out->set[out->n].stage = k->stage;
+            out->set[out->n].kind = k->kind;
+            out->set[out->n].value = k->value;
+            out->n++;
+        }
+    }
+    return 0;
+}

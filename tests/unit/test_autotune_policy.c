@@ -1,0 +1,282 @@
+/* The AUTOTUNE policy on made-up counter snapshots with a fake clock (no threads): a small
+ * simulator turns the knob values the policy chose into the counters an interval would show
+ * (output rate the smallest of the map's p / cost, the source's rate and the prefetch's
+ * capacity), and the tests check where the knobs go: a map-bound pipeline climbs to the CPU
+ * budget, a source-bound one stays or backs off, a prefetch never exceeds its memory share, and
+ * a settled map is re-chosen after its cost per element changes. */
+#include "testutil.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core_internal.h"
+#include "sluice/profile.h"
+
+enum { STEP_NS = 100000000 }; /* 100 ms intervals */
+
+/* The pipeline `range | map(f, parallel=auto)` or `... | prefetch(auto)` and its costs. */
+typedef struct sim {
+    sl_profile_snapshot s;
+    int map, src, pf;  /* stage indexes (pf -1: no prefetch) */
+    double map_ns;     /* the map's cost per element on one worker */
+    double src_ns;     /* the source's cost per element */
+    double pf_rate;    /* prefetch: output elements/s per ring slot (bursty input); 0: none */
+    double elem_bytes; /* tensor bytes per element */
+    int64_t parallel;  /* what the policy set */
+    int64_t capacity;  /* prefetch: what the policy set */
+} sim;
+
+static void set_stage(sl_profile_snapshot *s, int i, const char *text, const char *kind, int parent,
+                      int work_ahead)
+{
+    s->stages[i] = (sl_profile_stage){.stage = text,
+                                      .kind = kind,
+                                      .parent = parent,
+                                      .depth = parent < 0 ? 0 : s->stages[parent].depth + 1,
+                                      .chain = 1,
+                                      .work_ahead = work_ahead};
+    s->nstages = SL_MAX(s->nstages, i + 1);
+}
+
+static void sim_init(sim *m, int threads, int with_prefetch, double map_ns, double src_ns)
+{
+    memset(m, 0, sizeof *m);
+    m->s.threads = threads;
+    m->map_ns = map_ns;
+    m->src_ns = src_ns;
+    m->parallel = threads;
+    m->pf = -1;
+    int i = 0;
+    if (with_prefetch) {
+        m->pf = i;
+        set_stage(&m->s, i++, "prefetch(auto)", "prefetch", -1, 1);
+        m->s.stages[m->pf].slots = m->capacity = 4;
+    }
+    m->map = i;
+    set_stage(&m->s, i, "map(f, parallel=auto)", "map", i - 1, 1);
+    i++;
+    m->src = i;
+    set_stage(&m->s, i, "range(1000000000)", "range", i - 1, 0);
+}
+
+/* One interval of STEP_NS under the current settings. */
+static void sim_advance(sim *m)
+{
+    double rate = SL_MIN((double)m->parallel * 1e9 / m->map_ns, 1e9 / m->src_ns);
+    if (m->pf >= 0 && m->pf_rate > 0)
+        rate = SL_MIN(rate, m->pf_rate * (double)m->capacity);
+    const double dt = STEP_NS;
+    const uint64_t n = (uint64_t)(rate * dt / 1e9);
+    const uint64_t samples = SL_MAX((uint64_t)2, n / 64);
+    const double workers = rate * m->map_ns / 1e9; /* Little's law */
+    m->s.elapsed_ns += STEP_NS;
+    for (int i = 0; i < m->s.nstages; i++)
+        m->s.stages[i].elements += n;
+    sl_profile_stage *mp = &m->s.stages[m->map];
+    mp->parallel = (int)m->parallel;
+    mp->fill_samples += samples;
+    mp->workers_sum += (uint64_t)llround(workers * (double)samples);
+    /* the consumer is fast: it waits for the map whenever the map is the limit */
+    if (m->pf < 0)
+        mp->wait_ns += STEP_NS / 2;
+    if (m->pf >= 0) {
+        sl_profile_stage *p = &m->s.stages[m->pf];
+        p->slots = m->capacity;
+        p->timed += n / 64 + 1;
+        p->timed_bytes += (uint64_t)(m->elem_bytes * (double)(n / 64 + 1));
+        /* bursty: both sides stall */
+        p->wait_ns += STEP_NS / 5;
+        p->blocked_ns += STEP_NS / 10;
+        p->producer_ns += (uint64_t)(m->src_ns * (double)n);
+        p->producer_elements += n;
+    }
+}
+
+static void apply(sim *m, const sl_autotune_decision *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        if (d->set[i].kind == SL_AUTOTUNE_MAP_PARALLEL) {
+            assert_int_equal(d->set[i].stage, m->map);
+            m->parallel = d->set[i].value;
+        } else {
+            assert_int_equal(d->set[i].stage, m->pf);
+            m->capacity = d->set[i].value;
+        }
+    }
+}
+
+/* Runs `steps` intervals through the policy; max_parallel: the largest parallelism seen. */
+static void run(sim *m, sl_autotune_state *st, const sl_autotune_limits *lim, int steps,
+                int64_t *max_parallel)
+{
+    for (int i = 0; i < steps; i++) {
+        const sl_profile_snapshot prev = m->s;
+        sim_advance(m);
+        sl_autotune_decision d;
+        assert_int_equal(sl_autotune_step(st, &prev, &m->s, lim, &d), 0);
+        assert_false(d.skipped);
+        apply(m, &d);
+        if (max_parallel)
+            *max_parallel = SL_MAX(*max_parallel, m->parallel);
+    }
+}
+
+static void start(sim *m, sl_autotune_state *st, int knobs)
+{
+    sl_autotune_decision d;
+    assert_int_equal(sl_autotune_init(st, &m->s, &d), knobs);
+    apply(m, &d);
+}
+
+static void test_init_finds_only_auto_knobs(void **state)
+{
+    sl_profile_snapshot s = {.threads = 4};
+    set_stage(&s, 0, "prefetch(auto)", "prefetch", -1, 1);
+    s.stages[0].slots = 4;
+    set_stage(&s, 1, "map(g, parallel=3)", "map", 0, 1);
+    set_stage(&s, 2, "prefetch(2)", "prefetch", 1, 1);
+    set_stage(&s, 3, "map(f, parallel=auto)", "map", 2, 1);
+    set_stage(&s, 4, "range(10)", "range", 3, 0);
+    sl_autotune_state st;
+    sl_autotune_decision d;
+    assert_int_equal(sl_autotune_init(&st, &s, &d), 2);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(d.set[0].stage, 0);
+    assert_int_equal(d.set[0].kind, SL_AUTOTUNE_PREFETCH);
+    assert_int_equal(d.set[0].value, 4); /* kept as opened */
+    assert_int_equal(d.set[1].stage, 3);
+    assert_int_equal(d.set[1].kind, SL_AUTOTUNE_MAP_PARALLEL);
+    assert_int_equal(d.set[1].value, 1); /* maps start low and climb */
+}
+
+static void test_map_bound_climbs_to_the_cpu_budget(void **state)
+{
+    sim m;
+    sim_init(&m, 8, 0, 1e6, 1e3); /* 1 ms per element vs 1 us at the source */
+    sl_autotune_state st;
+    start(&m, &st, 1);
+    assert_int_equal(m.parallel, 1);
+    const sl_autotune_limits lim = {.threads = 8};
+    int64_t max_parallel = 0;
+    run(&m, &st, &lim, 12, &max_parallel);
+    assert_int_equal(m.parallel, 8);
+    assert_int_equal(max_parallel, 8); /* never past the budget */
+}
+
+static void test_source_bound_map_stays_at_one(void **state)
+{
+    sim m;
+    sim_init(&m, 8, 0, 1e4, 1e5); /* the source is 10x slower than the map */
+    sl_autotune_state st;
+    start(&m, &st, 1);
+    const sl_autotune_limits lim = {.threads = 8};
+    int64_t max_parallel = 0;
+    run(&m, &st, &lim, 12, &max_parallel);
+    assert_int_equal(max_parallel, 1);
+}
+
+static void test_source_bound_map_backs_off(void **state)
+{
+    sim m;
+    sim_init(&m, 8, 0, 1e4, 1e5);
+    sl_autotune_state st;
+    start(&m, &st, 1);
+    st.knobs[0].value = m.parallel = 8; /* as if chosen for an earlier, costlier workload */
+    const sl_autotune_limits lim = {.threads = 8};
+    run(&m, &st, &lim, 3, NULL);
+    assert_int_equal(m.parallel, 1);
+}
+
+/* Past what the source allows, a doubling gains nothing: reverted, and the knob settles. */
+static void test_climb_stops_where_the_rate_stops_rising(void **state)
+{
+    sim m;
+    sim_init(&m, 8, 0, 1e6, 2.5e5); /* the source allows 4 workers' worth */
+    sl_autotune_state st;
+    start(&m, &st, 1);
+    const sl_autotune_limits lim = {.threads = 8};
+    run(&m, &st, &lim, 20, NULL);
+    assert_int_equal(m.parallel, 4);
+    assert_int_equal(st.knobs[0].settled, 1);
+}
+
+static void test_cost_change_reopens_the_choice(void **state)
+{
+    sim m;
+    sim_init(&m, 8, 0, 1e6, 2.5e5);
+    sl_autotune_state st;
+    start(&m, &st, 1);
+    const sl_autotune_limits lim = {.threads = 8};
+    run(&m, &st, &lim, 20, NULL);
+    assert_int_equal(m.parallel, 4);
+    m.map_ns = 4e6; /* the map became 4x costlier: 4 workers now give 1000/s */
+    run(&m, &st, &lim, 10, NULL);
+    assert_int_equal(m.parallel, 8);
+}
+
+static void test_prefetch_grows_within_its_memory_budget(void **state)
+{
+    sim m;
+    sim_init(&m, 2, 1, 1e3, 1e3);
+    m.pf_rate = 100; /* each slot adds 100 elements/s: the ring keeps paying off */
+    m.elem_bytes = 1e6;
+    sl_autotune_state st;
+    start(&m, &st, 2);
+    assert_int_equal(m.capacity, 4);
+    const sl_autotune_limits lim = {.threads = 2, .memory_bytes = 20000000};
+    const int64_t fits = (int64_t)(20000000 / (1e6 + (double)sizeof(sl_element)));
+    for (int i = 0; i < 15; i++) {
+        run(&m, &st, &lim, 1, NULL);
+        assert_true(m.capacity <= fits);
+    }
+    assert_int_equal(m.capacity, fits);
+}
+
+static void test_prefetch_shrinks_when_elements_grow(void **state)
+{
+    sim m;
+    sim_init(&m, 2, 1, 1e3, 1e3);
+    m.pf_rate = 100;
+    m.elem_bytes = 1e6;
+    sl_autotune_state st;
+    start(&m, &st, 2);
+    const sl_autotune_limits lim = {.threads = 2, .memory_bytes = 20000000};
+    run(&m, &st, &lim, 15, NULL);
+    m.elem_bytes = 4e6; /* only 4 fit now */
+    m.s.stages[m.pf].timed = m.s.stages[m.pf].timed_bytes = 0;
+    run(&m, &st, &lim, 1, NULL);
+    assert_int_equal(m.capacity, 4);
+}
+
+static void test_short_interval_is_skipped(void **state)
+{
+    sim m;
+    sim_init(&m, 8, 0, 1e6, 1e3);
+    sl_autotune_state st;
+    start(&m, &st, 1);
+    sl_profile_snapshot now = m.s;
+    now.elapsed_ns += 1000000;
+    now.stages[0].elements += 3;
+    now.stages[1].elements += 3;
+    sl_autotune_decision d;
+    const sl_autotune_limits lim = {0};
+    assert_int_equal(sl_autotune_step(&st, &m.s, &now, &lim, &d), 0);
+    assert_int_equal(d.skipped, 1);
+    assert_int_equal(d.n, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_init_finds_only_auto_knobs),
+        cmocka_unit_test(test_map_bound_climbs_to_the_cpu_budget),
+        cmocka_unit_test(test_source_bound_map_stays_at_one),
+        cmocka_unit_test(test_source_bound_map_backs_off),
+        cmocka_unit_test(test_climb_stops_where_the_rate_stops_rising),
+        cmocka_unit_test(test_cost_change_reopens_the_choice),
+        cmocka_unit_test(test_prefetch_grows_within_its_memory_budget),
+        cmocka_unit_test(test_prefetch_shrinks_when_elements_grow),
+        cmocka_unit_test(test_short_interval_is_skipped),
+    };
+    return cmocka_run_group_tests(tests, sl_test_leak_setup, sl_test_leak_teardown);
+}
