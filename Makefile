@@ -69,9 +69,12 @@ test-tsan: deps
 	cd build/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest -L threads -j $(JOBS) --output-on-failure
 
+# ctest lists skipped tests (the GPU tests, without a GPU) after its summary; the summary line
+# is repeated last so that it ends the output.
 test-release: build
 	@echo "== release build: every test"
-	cd build/release && ctest -j $(JOBS) --output-on-failure
+	@set -o pipefail; cd build/release && ctest -j $(JOBS) --output-on-failure | tee ctest.log
+	@grep -E '^[0-9]+% tests passed' build/release/ctest.log | tail -1
 
 test: test-asan test-tsan test-release
 
