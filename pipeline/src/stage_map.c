@@ -253,11 +253,20 @@ static void worker_main(void *arg)
 {
     map_stage *m = arg;
     const int unordered = params_of(&m->base)->opts.unordered;
-    const uint64_t t0 = m->ns ? sl_clock_ns() : 0;
+    uint64_t t0 = m->ns ? sl_clock_ns() : 0;
     uint64_t ran = 0;
     pthread_mutex_lock(&m->mu);
-    for (; m->npending > 0 && !m->stop; ran++)
+    for (; m->npending > 0 && !m->stop; ran++) {
         run_pending(m, unordered);
+        /* A saturated map's drain may never end: report its time every 64 elements too, so
+         * the profiler and AUTOTUNE see busy workers while they are busy. */
+        if (m->ns && ran == SL__SAMPLE_EVERY - 1) {
+            const uint64_t now = sl_clock_ns();
+            count_work(m, t0, now, ran + 1, 0);
+            t0 = now;
+            ran = (uint64_t)-1; /* becomes 0 with the loop's increment */
+        }
+    }
     if (m->ns && ran)
         count_work(m, t0, sl_clock_ns(), ran, 0);
     m->workers--;
