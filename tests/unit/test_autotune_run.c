@@ -58,14 +58,16 @@ static void test_auto_map_parallelism_rises_and_keeps_the_order(void **state)
             sl_profile_snapshot s;
             sl_iter_profile(it, &s);
             assert_string_equal(s.stages[0].stage, "map(nap, parallel=auto)");
-            chosen = s.stages[0].parallel;
+            /* the highest seen: near the end, with the source spent, the tuner may already
+             * have lowered an idle map again */
+            chosen = SL_MAX(chosen, s.stages[0].parallel);
             assert_true(s.stages[0].parallel <= 4); /* the CPU budget */
         }
     }
     sl_element e;
     assert_int_equal(sl_iter_next(it, &e), SL_EOF);
     if (chosen <= 1)
-        fail_msg("the tuner left the map at parallel=%d", chosen);
+        fail_msg("the tuner never raised the map above parallel=%d", chosen);
     sl_iter_close(it);
     sl_dataset_release(ds);
 }
