@@ -16,7 +16,16 @@ out=$2
 tools=$(cd "$(dirname "$0")/../tests/tools" && pwd)
 rm -rf "$out" && mkdir -p "$out" && cd "$out"
 step() { printf '\n== %s\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+# Prints the command as it could be pasted into a shell (arguments with spaces or quotes are
+# single-quoted), then runs it.
+run() {
+  local a line='$'
+  for a in "$@"; do
+    case $a in *[[:space:]\"\'\|\(\)\*]*) line+=" '${a//\'/\'\\\'\'}'" ;; *) line+=" $a" ;; esac
+  done
+  printf '%s\n' "$line"
+  "$@"
+}
 
 step "1. generate a TFRecord dataset (3000 tf.Example records, some with 1.2 MB images)"
 run /usr/bin/python3 "$tools/make_dataset.py" train.tfrecord --records 3000 --large-every 500

@@ -60,29 +60,20 @@ static void count_reset(void)
     atomic_store(&count_min, INT64_MAX);
 }
 
-static int make_fn(void *user, const sl_ast_call *call, sl_map_def *out, char *err, size_t errcap)
-{
-    SL_TRY(sl_ast_call_check(call, 0, NULL, 0, err, errcap));
-    out->fn = user;
-    return 0;
-}
-
 static sl_registry *registry(void)
 {
     sl_registry *r;
     assert_int_equal(sl_registry_create(&r), 0);
-    assert_int_equal(sl_registry_add(r, "jitter", make_fn, (void *)run_jitter, "jitter"), 0);
-    assert_int_equal(sl_registry_add(r, "count", make_fn, (void *)run_count, "count"), 0);
+    assert_int_equal(
+        sl_registry_add(r, "jitter", sl_test_map_factory, (void *)run_jitter, "jitter"), 0);
+    assert_int_equal(sl_registry_add(r, "count", sl_test_map_factory, (void *)run_count, "count"),
+                     0);
     return r;
 }
 
 static sl_dataset *build(const sl_registry *reg, const char *text)
 {
-    sl_dataset *ds;
-    char err[512];
-    if (sl_pipeline_build(&ds, text, reg, err, sizeof err))
-        fail_msg("%s: %s", text, err);
-    return ds;
+    return sl_test_build(reg, text);
 }
 
 typedef sl_test_stream stream;

@@ -50,29 +50,19 @@ static int run_reads(void *user, sl_map_ctx *c, sl_element *in, sl_element *out,
     return 0;
 }
 
-static int factory(void *user, const sl_ast_call *call, sl_map_def *out, char *err, size_t errcap)
-{
-    SL_TRY(sl_ast_call_check(call, 0, NULL, 0, err, errcap));
-    out->fn = (sl_map_fn)user;
-    return 0;
-}
-
 static sl_registry *new_registry(void)
 {
     sl_registry *r;
     assert_int_equal(sl_registry_create(&r), 0);
-    assert_int_equal(sl_registry_add(r, "slow", factory, (void *)run_slow, "slow"), 0);
-    assert_int_equal(sl_registry_add(r, "reads", factory, (void *)run_reads, "reads"), 0);
+    assert_int_equal(sl_registry_add(r, "slow", sl_test_map_factory, (void *)run_slow, "slow"), 0);
+    assert_int_equal(sl_registry_add(r, "reads", sl_test_map_factory, (void *)run_reads, "reads"),
+                     0);
     return r;
 }
 
 static sl_dataset *build(const sl_registry *reg, const char *text)
 {
-    sl_dataset *ds;
-    char err[512];
-    if (sl_pipeline_build(&ds, text, reg, err, sizeof err))
-        fail_msg("%s: %s", text, err);
-    return ds;
+    return sl_test_build(reg, text);
 }
 
 /* ---- streams as text ---------------------------------------------------------------------- */

@@ -185,6 +185,24 @@ int sl_test_drain(sl_iter *it, sl_test_stream *s, int limit)
     return 0;
 }
 
+int sl_test_map_factory(void *user, const sl_ast_call *call, sl_map_def *out, char *err,
+                        size_t errcap)
+{
+    const int rc = sl_ast_call_check(call, 0, NULL, 0, err, errcap);
+    if (rc == 0)
+        out->fn = (sl_map_fn)user;
+    return rc;
+}
+
+sl_dataset *sl_test_build(const sl_registry *reg, const char *text)
+{
+    sl_dataset *ds;
+    char err[512];
+    if (sl_pipeline_build(&ds, text, reg, err, sizeof err))
+        fail_msg("%s: %s", text, err);
+    return ds;
+}
+
 sl_iter *sl_test_iter_open(sl_dataset *ds, int threads, uint64_t seed, const uint8_t *blob,
                            size_t len)
 {

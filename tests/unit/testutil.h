@@ -49,6 +49,7 @@ int sl_test_leak_teardown(void **state);
 /* ---- streams as text (engine tests comparing runs) ---------------------------------------- */
 
 #include "sluice/pipeline.h"
+#include "sluice/pipeline_build.h"
 
 enum { SL_TEST_STREAM_MAX = 600, SL_TEST_STREAM_LINE = 160 };
 
@@ -64,6 +65,12 @@ sl_test_stream *sl_test_stream_new(void);
 void sl_test_render_element(const sl_element *e, char *buf, size_t cap);
 /* Appends up to `limit` elements (all when < 0); returns what ended it (0: the limit). */
 int sl_test_drain(sl_iter *it, sl_test_stream *s, int limit);
+/* A map-function factory for test registries: takes no arguments; its user pointer is the
+ * sl_map_fn to run. */
+int sl_test_map_factory(void *user, const sl_ast_call *call, sl_map_def *out, char *err,
+                        size_t errcap);
+/* Builds pipeline text with reg, failing the test with the parser's message otherwise. */
+sl_dataset *sl_test_build(const sl_registry *reg, const char *text);
 /* Opens (blob NULL) or restores an iterator with the given threads and seed; fails the test
  * with the iterator's message otherwise. */
 sl_iter *sl_test_iter_open(sl_dataset *ds, int threads, uint64_t seed, const uint8_t *blob,
