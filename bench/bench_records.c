@@ -3,7 +3,9 @@
  *
  *   sequential  read() of the file in 1 MiB blocks (the ceiling: what the page cache gives)
  *               vs sl_record_reader_next over a raw and a zstd sluice file and
- *               sl_tfrecord_reader_next over a TFRecord file of the same payloads, checksums on
+ *               sl_tfrecord_reader_next over a TFRecord file of the same payloads, checksums on,
+ *               each reading with pread/read() into its buffers and again from a mapping of
+ *               the file (the readers' `map` option)
  *   random      pread of exactly each record's bytes in a shuffled order (the ceiling) vs
  *               sl_record_reader_read(i) on a 100k-record file, raw and zstd
  *   cold        the sequential pair again after posix_fadvise(DONTNEED) drops the file from
@@ -67,8 +69,8 @@ static void write_files(const opts *o, const char *raw, const char *zst, const c
 {
     sl_record_writer *wr, *wz;
     sl_tfrecord_writer *wt;
-    sl_record_writer_options oz = {.compression_level = 1, .threads = 2,
-                                   .chunk_bytes = zstd_chunk_bytes};
+    sl_record_writer_options oz = {
+        .compression_level = 1, .threads = 2, .chunk_bytes = zstd_chunk_bytes};
     if (sl_record_writer_open(&wr, raw, NULL) || sl_record_writer_open(&wz, zst, &oz) ||
         sl_tfrecord_writer_open(&wt, tfr, SL_TFRECORD_NONE))
         die("cannot create files in", o->dir);
@@ -129,11 +131,12 @@ static double time_read_ceiling(const char *path)
     return (double)(sl_clock_ns() - t0) / 1e9;
 }
 
-static double time_sluice_seq(const char *path, size_t want)
+static double time_sluice_seq(const char *path, size_t want, int map)
 {
     const uint64_t t0 = sl_clock_ns();
     sl_record_reader *r;
-    if (sl_record_reader_open(&r, path, NULL))
+    const sl_record_reader_options ro = {.map = map};
+    if (sl_record_reader_open(&r, path, &ro))
         die(path, r ? sl_record_reader_errmsg(r) : "open failed");
     sl_record rec;
     size_t n = 0;
@@ -146,11 +149,12 @@ static double time_sluice_seq(const char *path, size_t want)
     return (double)(sl_clock_ns() - t0) / 1e9;
 }
 
-static double time_tfrecord_seq(const char *path, size_t want)
+static double time_tfrecord_seq(const char *path, size_t want, int map)
 {
     const uint64_t t0 = sl_clock_ns();
     sl_tfrecord_reader *r;
-    if (sl_tfrecord_reader_open(&r, path, NULL))
+    const sl_tfrecord_reader_options to = {.map = map};
+    if (sl_tfrecord_reader_open(&r, path, &to))
         die(path, r ? sl_tfrecord_reader_errmsg(r) : "open failed");
     sl_tfrecord_record rec;
     size_t n = 0;
@@ -177,10 +181,11 @@ static void shuffle(uint64_t *order, size_t n, uint64_t seed)
     }
 }
 
-static double time_sluice_random(const char *path, const uint64_t *order, size_t n)
+static double time_sluice_random(const char *path, const uint64_t *order, size_t n, int map)
 {
     sl_record_reader *r;
-    if (sl_record_reader_open(&r, path, NULL))
+    const sl_record_reader_options ro = {.map = map};
+    if (sl_record_reader_open(&r, path, &ro))
         die(path, "open failed");
     const uint64_t t0 = sl_clock_ns();
     sl_record rec;
@@ -286,16 +291,20 @@ int main(int argc, char **argv)
     /* Sequential, warm page cache. */
     double ceil_raw[MAX_ROUNDS], ceil_zst[MAX_ROUNDS], ceil_tfr[MAX_ROUNDS];
     double t_raw[MAX_ROUNDS], t_zst[MAX_ROUNDS], t_tfr[MAX_ROUNDS];
+    double m_raw[MAX_ROUNDS], m_zst[MAX_ROUNDS], m_tfr[MAX_ROUNDS];
     warm_cache(raw);
     warm_cache(zst);
     warm_cache(tfr);
     for (int r = 0; r < o.rounds; r++) {
         ceil_raw[r] = time_read_ceiling(raw);
-        t_raw[r] = time_sluice_seq(raw, seq_n);
+        t_raw[r] = time_sluice_seq(raw, seq_n, 0);
+        m_raw[r] = time_sluice_seq(raw, seq_n, 1);
         ceil_zst[r] = time_read_ceiling(zst);
-        t_zst[r] = time_sluice_seq(zst, seq_n);
+        t_zst[r] = time_sluice_seq(zst, seq_n, 0);
+        m_zst[r] = time_sluice_seq(zst, seq_n, 1);
         ceil_tfr[r] = time_read_ceiling(tfr);
-        t_tfr[r] = time_tfrecord_seq(tfr, seq_n);
+        t_tfr[r] = time_tfrecord_seq(tfr, seq_n, 0);
+        m_tfr[r] = time_tfrecord_seq(tfr, seq_n, 1);
     }
     const double c_raw = file_size(raw) / 1e9 / bench_median(ceil_raw, o.rounds);
     const double c_zst = file_size(zst) / 1e9 / bench_median(ceil_zst, o.rounds);
@@ -303,6 +312,9 @@ int main(int argc, char **argv)
     const double g_raw = file_size(raw) / 1e9 / bench_median(t_raw, o.rounds);
     const double g_zst = file_size(zst) / 1e9 / bench_median(t_zst, o.rounds);
     const double g_tfr = file_size(tfr) / 1e9 / bench_median(t_tfr, o.rounds);
+    const double gm_raw = file_size(raw) / 1e9 / bench_median(m_raw, o.rounds);
+    const double gm_zst = file_size(zst) / 1e9 / bench_median(m_zst, o.rounds);
+    const double gm_tfr = file_size(tfr) / 1e9 / bench_median(m_tfr, o.rounds);
     printf("\nsequential, page cache warm, checksums verified (file bytes/s; median of %d)\n",
            o.rounds);
     printf("  %-34s %8s %10s %8s %14s\n", "reader", "GB/s", "ceiling", "ratio", "payload GB/s");
@@ -312,11 +324,18 @@ int main(int argc, char **argv)
            100 * g_zst / c_zst, payload_gb / bench_median(t_zst, o.rounds));
     printf("  %-34s %8.2f %10.2f %7.0f%% %14.2f\n", "tfrecord (sl_tfrecord_reader_next)", g_tfr,
            c_tfr, 100 * g_tfr / c_tfr, payload_gb / bench_median(t_tfr, o.rounds));
+    printf("  %-34s %8.2f %10.2f %7.0f%% %14.2f\n", "sluice raw, mapped (map = 1)", gm_raw, c_raw,
+           100 * gm_raw / c_raw, payload_gb / bench_median(m_raw, o.rounds));
+    printf("  %-34s %8.2f %10.2f %7.0f%% %14.2f\n", "sluice zstd-1, mapped", gm_zst, c_zst,
+           100 * gm_zst / c_zst, payload_gb / bench_median(m_zst, o.rounds));
+    printf("  %-34s %8.2f %10.2f %7.0f%% %14.2f\n", "tfrecord, mapped", gm_tfr, c_tfr,
+           100 * gm_tfr / c_tfr, payload_gb / bench_median(m_tfr, o.rounds));
     printf("  (ceiling: read() of the same file in 1 MiB blocks, no checks)\n");
 
     /* Random single-record reads. */
     uint64_t *order = malloc(rnd_n * sizeof *order);
     double p_t[MAX_ROUNDS], r_raw[MAX_ROUNDS], r_zst[MAX_ROUNDS], r_z64[MAX_ROUNDS];
+    double r_map[MAX_ROUNDS];
     warm_cache(sraw);
     warm_cache(szst);
     warm_cache(szst64);
@@ -324,17 +343,23 @@ int main(int argc, char **argv)
     for (int r = 0; r < o.rounds; r++) {
         shuffle(order, rnd_n, (uint64_t)r + 1);
         p_t[r] = time_pread_random(stfr, idx, order, rnd_n);
-        r_raw[r] = time_sluice_random(sraw, order, rnd_n);
-        r_zst[r] = time_sluice_random(szst, order, rnd_n);
-        r_z64[r] = time_sluice_random(szst64, order, rnd_n);
+        r_raw[r] = time_sluice_random(sraw, order, rnd_n, 0);
+        r_map[r] = time_sluice_random(sraw, order, rnd_n, 1);
+        r_zst[r] = time_sluice_random(szst, order, rnd_n, 0);
+        r_z64[r] = time_sluice_random(szst64, order, rnd_n, 0);
     }
-    const double rp = rnd_n / bench_median(p_t, o.rounds), rr = rnd_n / bench_median(r_raw, o.rounds),
-                 rz = rnd_n / bench_median(r_zst, o.rounds), rz64 = rnd_n / bench_median(r_z64, o.rounds);
+    const double rp = rnd_n / bench_median(p_t, o.rounds),
+                 rr = rnd_n / bench_median(r_raw, o.rounds),
+                 rz = rnd_n / bench_median(r_zst, o.rounds),
+                 rz64 = rnd_n / bench_median(r_z64, o.rounds),
+                 rm = rnd_n / bench_median(r_map, o.rounds);
     printf("\nrandom single-record reads, %zu records of %zu B, shuffled order, page cache warm\n",
            rnd_n, rnd_size);
     printf("  %-34s %12.0f records/s  (ceiling)\n", "pread of exactly the record + crc32c", rp);
     printf("  %-34s %12.0f records/s  %5.0f%% of ceiling\n", "sluice raw read(i)", rr,
            100 * rr / rp);
+    printf("  %-34s %12.0f records/s  %5.0f%% of ceiling\n", "sluice raw read(i), mapped", rm,
+           100 * rm / rp);
     printf("  %-34s %12.0f records/s  %5.0f%% of ceiling (reads + decompresses its chunk)\n",
            "sluice zstd-1 read(i), 1 MiB chunks", rz, 100 * rz / rp);
     printf("  %-34s %12.0f records/s  %5.0f%% of ceiling (%.2f GB file vs %.2f GB raw)\n",
@@ -342,23 +367,27 @@ int main(int argc, char **argv)
            file_size(sraw) / 1e9);
 
     /* Sequential, cold page cache. */
-    double cc[MAX_ROUNDS], cr[MAX_ROUNDS];
+    double cc[MAX_ROUNDS], cr[MAX_ROUNDS], cm[MAX_ROUNDS];
     for (int r = 0; r < o.rounds; r++) { /* alternate who goes first: see below */
         drop_cache(raw);
         if (r % 2 == 0)
             cc[r] = time_read_ceiling(raw);
         drop_cache(raw);
-        cr[r] = time_sluice_seq(raw, seq_n);
+        cr[r] = time_sluice_seq(raw, seq_n, 0);
+        drop_cache(raw);
+        cm[r] = time_sluice_seq(raw, seq_n, 1);
         if (r % 2 == 1) {
             drop_cache(raw);
             cc[r] = time_read_ceiling(raw);
         }
     }
     const double gc = file_size(raw) / 1e9 / bench_median(cc, o.rounds),
-                 gr = file_size(raw) / 1e9 / bench_median(cr, o.rounds);
+                 gr = file_size(raw) / 1e9 / bench_median(cr, o.rounds),
+                 gm = file_size(raw) / 1e9 / bench_median(cm, o.rounds);
     printf("\nsequential, page cache dropped (posix_fadvise DONTNEED) before each read\n");
     printf("  %-34s %8.2f GB/s  (ceiling)\n", "read() 1 MiB blocks", gc);
     printf("  %-34s %8.2f GB/s  %5.0f%% of ceiling\n", "sluice raw", gr, 100 * gr / gc);
+    printf("  %-34s %8.2f GB/s  %5.0f%% of ceiling\n", "sluice raw, mapped", gm, 100 * gm / gc);
 
     if (o.big_gb) {
         /* Larger than the page cache: every read comes from the disk, ceiling first. */
@@ -384,7 +413,7 @@ int main(int argc, char **argv)
         double t[4];
         for (int k = 0; k < 4; k++) {
             drop_cache(big);
-            t[k] = k == 0 || k == 3 ? time_read_ceiling(big) : time_sluice_seq(big, big_n);
+            t[k] = k == 0 || k == 3 ? time_read_ceiling(big) : time_sluice_seq(big, big_n, 0);
         }
         const double bc = 2 * file_size(big) / 1e9 / (t[0] + t[3]);
         const double br = 2 * file_size(big) / 1e9 / (t[1] + t[2]);

@@ -22,7 +22,10 @@
  * sl_record_reader_load_chunk (one reference, held while the cursor serves a raw chunk from
  * it): a caller with its own read-ahead reads chunks and the reader only checks them, through
  * the same serve_chunk() that checks its own spans, so both paths fail with the same message.
- * Every read goes through reader_pread (pread(2), or the caller's read_fn).
+ * Every read goes through reader_pread (pread(2), or the caller's read_fn), except in mapped
+ * mode (options.map): there the whole file is mapped read-only once at open, as `map`, an
+ * sl_buffer whose last release unmaps it, and chunks and raw records are checked and handed
+ * out in place, and `span` is not used.
  *
  * Threading: one thread at a time per reader; readers share nothing.
  */
@@ -31,6 +34,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -348,6 +352,8 @@ struct sl_record_reader {
     sl_buffer *rbuf; /* one raw record (+ crc) read at random */
     uint8_t *cbuf;   /* scratch for compressed chunks read at random */
     size_t cbuf_cap;
+
+    sl_buffer *map; /* mapped mode: the whole file, read-only; NULL otherwise */
 };
 
 /* Ensures *b is a buffer of at least `size` bytes that nobody else references. */
@@ -529,6 +535,28 @@ static int load_index(sl_record_reader *r)
     return 0;
 }
 
+static void unmap_file(void *user, void *data)
+{
+    munmap(data, (size_t)(uintptr_t)user);
+}
+
+/* Mapped mode: the whole file, read-only, owned by r->map (records handed out retain it). */
+static int map_file(sl_record_reader *r)
+{
+    if (r->file_size > SIZE_MAX)
+        return sl__errmsg_set(&r->err, SL_ERR_TOO_LARGE, "%s: too large to map", r->path);
+    const size_t n = (size_t)r->file_size;
+    void *p = mmap(NULL, n, PROT_READ, MAP_SHARED, r->fd, 0);
+    if (p == MAP_FAILED)
+        return sl__errmsg_set(&r->err, -errno, "%s: mmap of %zu bytes", r->path, n);
+    const int rc = sl_buffer_wrap(&r->map, p, n, unmap_file, (void *)(uintptr_t)n);
+    if (rc < 0) {
+        munmap(p, n);
+        return sl__errmsg_set(&r->err, rc, "%s: mapping", r->path);
+    }
+    return 0;
+}
+
 int sl_record_reader_open(sl_record_reader **out, const char *path,
                           const sl_record_reader_options *opts)
 {
@@ -559,10 +587,15 @@ int sl_record_reader_open(sl_record_reader **out, const char *path,
     if (!S_ISREG(st.st_mode))
         return sl__errmsg_set(&r->err, SL_ERR_FORMAT, "%s: not a regular file", path);
     r->file_size = (uint64_t)st.st_size;
+    if (opts && opts->map && r->read_fn)
+        return sl__errmsg_set(&r->err, SL_ERR_INVAL,
+                              "%s: a mapped reader cannot also route reads through read_fn", path);
     SL_TRY(load_header(r));
     SL_TRY(load_index(r));
     /* Tell the kernel the file is read front to back: a larger read-ahead window. */
     posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    if (opts && opts->map)
+        SL_TRY(map_file(r));
     return 0;
 }
 
@@ -581,6 +614,7 @@ void sl_record_reader_close(sl_record_reader *r)
     sl_buffer_release(r->span);
     sl_buffer_release(r->zbody);
     sl_buffer_release(r->rbuf);
+    sl_buffer_release(r->map);
     sl_free(r->cbuf);
     sl_free(r->path);
     sl_free(r);
@@ -728,6 +762,9 @@ static int enter_chunk(sl_record_reader *r, uint64_t k, uint64_t record)
     r->cur_chunk = NO_CHUNK;
     r->cur_owner = NULL;
     drop_loan(r);
+    if (r->map) /* in place: the kernel's read-around on faults reads a cold file ahead */
+        return serve_chunk(r, k, (const uint8_t *)sl_buffer_data(r->map) + e->offset, r->map,
+                           record);
     if (!r->span || k < r->span_first || k >= r->span_first + r->span_count) {
         /* Consecutive chunks up to SPAN_TARGET bytes (at least chunk k), one pread. */
         uint64_t n = 1, bytes = sl__chunk_span(e->stored_size);
@@ -805,26 +842,37 @@ static int read_raw_record(sl_record_reader *r, uint64_t i, const sl__record_ent
 {
     const sl__chunk_entry *c = &r->chunks[e->chunk];
     const uint64_t off = c->offset + SL__CHUNK_HEADER + e->body_offset;
+    const uint8_t *mapped = r->map ? sl_buffer_data(r->map) : NULL;
     if (r->verify && !(r->header_checked[e->chunk / 8] & (1u << (e->chunk % 8)))) {
         /* Once per chunk: bind the chunk to the index before trusting its records. */
         uint8_t h[SL__CHUNK_HEADER];
-        const int rc = reader_pread(r, h, sizeof h, c->offset);
-        if (rc < 0)
-            return fail_at(r, rc, i, e->chunk, c->offset, "reading chunk header");
-        SL_TRY(check_chunk_header(r, e->chunk, h, i));
+        const uint8_t *hp = h;
+        if (mapped) {
+            hp = mapped + c->offset;
+        } else {
+            const int rc = reader_pread(r, h, sizeof h, c->offset);
+            if (rc < 0)
+                return fail_at(r, rc, i, e->chunk, c->offset, "reading chunk header");
+        }
+        SL_TRY(check_chunk_header(r, e->chunk, hp, i));
         r->header_checked[e->chunk / 8] |= (uint8_t)(1u << (e->chunk % 8));
     }
-    const size_t n = (size_t)e->length + SL__RECORD_CRC;
-    int rc = own_buffer(&r->rbuf, n);
-    if (rc < 0)
-        return fail_at(r, rc, i, e->chunk, off, "record buffer");
-    uint8_t *p = sl_buffer_data(r->rbuf);
-    rc = reader_pread(r, p, n, off);
-    if (rc < 0)
-        return fail_at(r, rc, i, e->chunk, off, "reading record");
+    const uint8_t *p = mapped ? mapped + off : NULL;
+    sl_buffer *owner = r->map;
+    if (!mapped) {
+        const size_t n = (size_t)e->length + SL__RECORD_CRC;
+        int rc = own_buffer(&r->rbuf, n);
+        if (rc < 0)
+            return fail_at(r, rc, i, e->chunk, off, "record buffer");
+        rc = reader_pread(r, sl_buffer_data(r->rbuf), n, off);
+        if (rc < 0)
+            return fail_at(r, rc, i, e->chunk, off, "reading record");
+        p = sl_buffer_data(r->rbuf);
+        owner = r->rbuf;
+    }
     if (r->verify && sl__record_crc(p, e->length) != sl__load_u32le(p + e->length))
         return fail_at(r, SL_ERR_CORRUPT, i, e->chunk, off, "record crc32c mismatch");
-    hand_out(rec, p, e, i, r->rbuf);
+    hand_out(rec, p, e, i, owner);
     return 0;
 }
 
@@ -835,24 +883,28 @@ static int read_zstd_record(sl_record_reader *r, uint64_t i, const sl__record_en
     const sl__chunk_entry *c = &r->chunks[k];
     if (r->zchunk != k) {
         const uint64_t bytes = sl__chunk_span(c->stored_size);
-        if (bytes > r->cbuf_cap) {
-            uint8_t *nb = sl_malloc(bytes);
-            if (!nb)
-                return fail_at(r, SL_ERR_NOMEM, i, k, c->offset, "chunk buffer");
-            sl_free(r->cbuf);
-            r->cbuf = nb;
-            r->cbuf_cap = bytes;
+        const uint8_t *src = r->map ? (const uint8_t *)sl_buffer_data(r->map) + c->offset : NULL;
+        if (!src) {
+            if (bytes > r->cbuf_cap) {
+                uint8_t *nb = sl_malloc(bytes);
+                if (!nb)
+                    return fail_at(r, SL_ERR_NOMEM, i, k, c->offset, "chunk buffer");
+                sl_free(r->cbuf);
+                r->cbuf = nb;
+                r->cbuf_cap = bytes;
+            }
+            int rc = reader_pread(r, r->cbuf, bytes, c->offset);
+            if (rc < 0)
+                return fail_at(r, rc, i, k, c->offset, "reading chunk");
+            src = r->cbuf;
         }
-        int rc = reader_pread(r, r->cbuf, bytes, c->offset);
-        if (rc < 0)
-            return fail_at(r, rc, i, k, c->offset, "reading chunk");
         if (r->verify) {
-            SL_TRY(check_chunk_header(r, k, r->cbuf, i));
-            if (sl_crc32c(0, r->cbuf + SL__CHUNK_HEADER, c->stored_size) != c->payload_crc)
+            SL_TRY(check_chunk_header(r, k, src, i));
+            if (sl_crc32c(0, src + SL__CHUNK_HEADER, c->stored_size) != c->payload_crc)
                 return fail_at(r, SL_ERR_CORRUPT, i, k, c->offset + SL__CHUNK_HEADER,
                                "chunk payload crc32c mismatch");
         }
-        SL_TRY(decompress_chunk(r, k, r->cbuf + SL__CHUNK_HEADER, i));
+        SL_TRY(decompress_chunk(r, k, src + SL__CHUNK_HEADER, i));
     }
     hand_out(rec, (const uint8_t *)sl_buffer_data(r->zbody) + e->body_offset, e, i, r->zbody);
     return 0;

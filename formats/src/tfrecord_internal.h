@@ -60,6 +60,7 @@ struct sl_tfrecord_reader {
     /* Decompressed (or plain) stream window; see the invariants above. */
     uint8_t *buf;
     size_t cap, pos, end;
+    int mapped;     /* buf is a read-only mapping of the whole plain file (cap = end = size) */
     int stream_eof; /* no more stream bytes will arrive */
 
     /* Compressed input (GZIP/ZLIB only). */

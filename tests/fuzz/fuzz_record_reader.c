@@ -1,7 +1,8 @@
 /*
  * Fuzz target for the .sluice reader, verify and scan: whatever the bytes, opening, reading
- * every record (sequentially and at random, with and without verification), verifying and
- * scanning must return codes, never crash, never read out of bounds, never leak.
+ * every record (sequentially and at random, with and without verification, copied into the
+ * reader's buffers and from a mapping of the file), verifying and scanning must return codes,
+ * never crash, never read out of bounds, never leak.
  *
  * The input becomes a memfd read through /proc/self/fd/N, so no file system is touched. Seed
  * corpus (tests/fuzz/corpus/fuzz_record_reader/): small files written by sl_record_writer (raw,
@@ -33,9 +34,9 @@ static int count_record(const sl_record *rec, void *user)
     return 0;
 }
 
-static void read_all(const char *path, int skip_verify, const uint8_t *data, size_t size)
+static void read_all(const char *path, int skip_verify, int map, const uint8_t *data, size_t size)
 {
-    const sl_record_reader_options o = {.skip_verify = skip_verify};
+    const sl_record_reader_options o = {.skip_verify = skip_verify, .map = map};
     sl_record_reader *r = NULL;
     if (sl_record_reader_open(&r, path, &o) == 0) {
         sl_record rec;
@@ -69,8 +70,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     const int64_t live = sl_alloc_live_bytes();
-    read_all(path, 0, data, size);
-    read_all(path, 1, data, size);
+    read_all(path, 0, 0, data, size);
+    read_all(path, 1, 0, data, size);
+    read_all(path, 0, 1, data, size);
     uint64_t problems = 0, sum = 0;
     sl_record_verify(path, ignore_problem, &problems);
     sl_schema *schema = NULL;

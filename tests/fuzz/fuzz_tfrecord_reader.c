@@ -8,6 +8,7 @@
  *   bit 3     skip_verify
  *   bit 4     also build an index (in /dev/shm) and, when that succeeds, read every record
  *             through it: each must equal what the sequential pass returned
+ *   bit 5     map: a plain file is read from a mapping instead of read() into a window
  *
  * Whatever the bytes, the reader must end with SL_EOF or a negative code, never crash, and
  * leave no sluice allocation behind; any broken property aborts.
@@ -92,6 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .compression = (sl_tfrecord_compression)(ctl & 3),
         .skip_corrupt = (ctl >> 2) & 1,
         .skip_verify = (ctl >> 3) & 1,
+        .map = (ctl >> 5) & 1,
     };
     const int want_index =
         (ctl >> 4) & 1 && !o.skip_verify && !o.skip_corrupt && o.compression <= SL_TFRECORD_NONE;

@@ -113,12 +113,12 @@ static void collect(const sl_record_problem *p, void *user)
 
 /* Opens and reads every record, sequentially and at random: each record read must be the
  * original; errors are fine. Returns how many records were read intact by `next`. */
-static int read_never_wrong(const char *path)
+static int read_never_wrong_as(const char *path, const sl_record_reader_options *o)
 {
     sl_record_reader *r;
     int got = 0;
     uint8_t want[128];
-    if (sl_record_reader_open(&r, path, NULL) == 0) {
+    if (sl_record_reader_open(&r, path, o) == 0) {
         sl_record rec;
         int rc;
         while ((rc = sl_record_reader_next(r, &rec)) == 0) {
@@ -138,6 +138,15 @@ static int read_never_wrong(const char *path)
         }
     }
     sl_record_reader_close(r);
+    return got;
+}
+
+/* read_never_wrong_as with copies (pread) and in mapped mode: both must agree. */
+static int read_never_wrong(const char *path)
+{
+    const sl_record_reader_options mapped = {.map = 1};
+    const int got = read_never_wrong_as(path, NULL);
+    assert_int_equal(read_never_wrong_as(path, &mapped), got);
     return got;
 }
 

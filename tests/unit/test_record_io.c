@@ -84,10 +84,10 @@ static void assert_record(const recset *s, const sl_record *rec, uint64_t i, uin
 }
 
 /* Reads the whole file sequentially and compares every record. */
-static void read_back(const char *path, const recset *s)
+static void read_back_as(const char *path, const recset *s, const sl_record_reader_options *o)
 {
     sl_record_reader *r;
-    int rc = sl_record_reader_open(&r, path, NULL);
+    int rc = sl_record_reader_open(&r, path, o);
     if (rc)
         fail_msg("open: %s", sl_record_reader_errmsg(r));
     assert_int_equal(sl_record_reader_count(r), s->count);
@@ -102,6 +102,14 @@ static void read_back(const char *path, const recset *s)
     assert_int_equal(sl_record_reader_next(r, &rec), SL_EOF);
     free(scratch);
     sl_record_reader_close(r);
+}
+
+/* read_back with copies into the reader's buffers and again from a mapping of the file. */
+static void read_back(const char *path, const recset *s)
+{
+    const sl_record_reader_options mapped = {.map = 1};
+    read_back_as(path, s, NULL);
+    read_back_as(path, s, &mapped);
 }
 
 static void info_of(const char *path, sl_record_file_info *info)
@@ -215,10 +223,10 @@ static void test_dictionary_round_trip_and_smaller(void **state)
     assert_true(b.stored_bytes < a.stored_bytes);
 }
 
-static void random_access(const char *path, const recset *s)
+static void random_access_as(const char *path, const recset *s, const sl_record_reader_options *o)
 {
     sl_record_reader *r;
-    assert_int_equal(sl_record_reader_open(&r, path, NULL), 0);
+    assert_int_equal(sl_record_reader_open(&r, path, o), 0);
     uint8_t *scratch = malloc(rec_max(s));
     sl_rng g;
     sl_rng_init(&g, 5, 0, 0);
@@ -232,6 +240,13 @@ static void random_access(const char *path, const recset *s)
     }
     free(scratch);
     sl_record_reader_close(r);
+}
+
+static void random_access(const char *path, const recset *s)
+{
+    const sl_record_reader_options mapped = {.map = 1};
+    random_access_as(path, s, NULL);
+    random_access_as(path, s, &mapped);
 }
 
 static void test_random_access_raw(void **state)
@@ -445,6 +460,52 @@ static void test_retained_buffer_random_raw(void **state)
 static void test_retained_buffer_random_zstd(void **state)
 {
     retained_survives("keep_rzstd.sluice", 3, 1);
+}
+
+/* In mapped mode records point into the mapping, which a retained buffer keeps alive after the
+ * reader is closed. */
+static void test_mapped_record_outlives_reader(void **state)
+{
+    char p[512];
+    path_of(p, sizeof p, "mapped_keep.sluice");
+    static const size_t sizes[] = {300, 5000};
+    const recset s = {sizes, 2, 200, 0};
+    const sl_record_writer_options o = {.chunk_bytes = 4096};
+    assert_int_equal(write_set(p, &o, &s), 0);
+    const sl_record_reader_options mapped = {.map = 1};
+    sl_record_reader *r;
+    assert_int_equal(sl_record_reader_open(&r, p, &mapped), 0);
+    sl_record a, b;
+    assert_int_equal(sl_record_reader_next(r, &a), 0);
+    assert_int_equal(sl_record_reader_read(r, 151, &b), 0);
+    sl_buffer_retain(a.buffer);
+    sl_buffer_retain(b.buffer);
+    sl_record_reader_close(r);
+    uint8_t scratch[5000];
+    assert_record(&s, &a, 0, scratch);
+    assert_record(&s, &b, 151, scratch);
+    sl_buffer_release(a.buffer);
+    sl_buffer_release(b.buffer);
+}
+
+static int never_read(void *user, int fd, void *buf, size_t n, uint64_t offset)
+{
+    (void)user, (void)fd, (void)buf, (void)n, (void)offset;
+    return SL_ERR_INVAL;
+}
+
+static void test_mapped_with_read_fn_refused(void **state)
+{
+    char p[512];
+    path_of(p, sizeof p, "mapped_fn.sluice");
+    static const size_t sizes[] = {10};
+    const recset s = {sizes, 1, 3, 0};
+    assert_int_equal(write_set(p, NULL, &s), 0);
+    const sl_record_reader_options o = {.map = 1, .read_fn = never_read};
+    sl_record_reader *r;
+    assert_int_equal(sl_record_reader_open(&r, p, &o), SL_ERR_INVAL);
+    assert_non_null(strstr(sl_record_reader_errmsg(r), "mapped"));
+    sl_record_reader_close(r);
 }
 
 static void test_skip_verify_reads_same_records(void **state)
@@ -919,6 +980,8 @@ int main(void)
         cmocka_unit_test(test_retained_buffer_sequential_zstd),
         cmocka_unit_test(test_retained_buffer_random_raw),
         cmocka_unit_test(test_retained_buffer_random_zstd),
+        cmocka_unit_test(test_mapped_record_outlives_reader),
+        cmocka_unit_test(test_mapped_with_read_fn_refused),
         cmocka_unit_test(test_skip_verify_reads_same_records),
         cmocka_unit_test(test_typed_records_round_trip),
         cmocka_unit_test(test_typed_records_copied_verbatim),

@@ -101,8 +101,8 @@ static void write_sluice(const char *path, sl_tfrecord_compression c, const payl
 }
 
 /* Reads every record and checks it equals p, in order, then SL_EOF. */
-static void expect_records(const char *path, const sl_tfrecord_reader_options *opts,
-                           const payloads *p)
+static void expect_records_as(const char *path, const sl_tfrecord_reader_options *opts,
+                              const payloads *p)
 {
     sl_tfrecord_reader *r;
     const int rc = sl_tfrecord_reader_open(&r, path, opts);
@@ -125,6 +125,26 @@ static void expect_records(const char *path, const sl_tfrecord_reader_options *o
     assert_int_equal(sl_tfrecord_reader_next(r, &rec), SL_EOF);
     assert_int_equal(sl_tfrecord_reader_next(r, &rec), SL_EOF);
     sl_tfrecord_reader_close(r);
+}
+
+/* Options with `map` set: the same file read from a mapping instead of read() into a window. */
+static sl_tfrecord_reader_options mapped_options(const sl_tfrecord_reader_options *opts)
+{
+    sl_tfrecord_reader_options m = {0};
+    if (opts)
+        m = *opts;
+    m.map = 1;
+    return m;
+}
+
+/* expect_records through read() and again through a mapping (plain files; `map` is ignored
+ * for compressed ones). */
+static void expect_records(const char *path, const sl_tfrecord_reader_options *opts,
+                           const payloads *p)
+{
+    const sl_tfrecord_reader_options m = mapped_options(opts);
+    expect_records_as(path, opts, p);
+    expect_records_as(path, &m, p);
 }
 
 static int python_tool(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -207,8 +227,8 @@ static size_t three_records(uint8_t *out)
 }
 
 /* Opens path and reads until an error; returns the code and the number of good records. */
-static int read_until_error(const char *path, const sl_tfrecord_reader_options *opts, size_t *good,
-                            char *msg, size_t msgcap)
+static int read_until_error_as(const char *path, const sl_tfrecord_reader_options *opts,
+                               size_t *good, char *msg, size_t msgcap)
 {
     sl_tfrecord_reader *r;
     int rc = sl_tfrecord_reader_open(&r, path, opts);
@@ -222,6 +242,24 @@ static int read_until_error(const char *path, const sl_tfrecord_reader_options *
     if (msg)
         snprintf(msg, msgcap, "%s", sl_tfrecord_reader_errmsg(r));
     sl_tfrecord_reader_close(r);
+    return rc;
+}
+
+/* read_until_error, checking that a mapped reader stops at the same record with the same code
+ * and message. */
+static int read_until_error(const char *path, const sl_tfrecord_reader_options *opts, size_t *good,
+                            char *msg, size_t msgcap)
+{
+    const sl_tfrecord_reader_options m = mapped_options(opts);
+    char mapped_msg[512];
+    size_t mapped_good = 0;
+    const int mapped_rc =
+        read_until_error_as(path, &m, &mapped_good, mapped_msg, sizeof mapped_msg);
+    const int rc = read_until_error_as(path, opts, good, msg, msgcap);
+    assert_int_equal(mapped_rc, rc);
+    assert_int_equal(mapped_good, *good);
+    if (msg)
+        assert_string_equal(mapped_msg, msg);
     return rc;
 }
 
@@ -1158,7 +1196,7 @@ static void test_reads_from_a_pipe(void **state)
                      0);
     payloads p = {0};
     two_payloads(&p);
-    expect_records(fifo, NULL, &p);
+    expect_records_as(fifo, NULL, &p); /* a fifo can be read once */
     payloads_free(&p);
     unlink(fifo);
 }

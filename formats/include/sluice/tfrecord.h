@@ -64,6 +64,11 @@ typedef struct sl_tfrecord_reader_options {
      * the file at open (SL_ERR_STALE_INDEX). A compressed or non-regular file with an index is
      * SL_ERR_UNSUPPORTED. */
     const char *index_path;
+    /* 1: a plain regular file is read sequentially from a read-only mapping of the whole file
+     * (no copy into a window; faster than read() from the page cache). Ignored for compressed
+     * files and pipes. As with sl_record_reader_options.map: another process truncating the
+     * file while it is mapped raises SIGBUS in whoever touches a record past the new end. */
+    int map;
 } sl_tfrecord_reader_options;
 
 typedef struct sl_tfrecord_reader sl_tfrecord_reader;
