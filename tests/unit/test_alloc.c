@@ -1,6 +1,8 @@
-/* Counted allocation: live byte/block counts, peak, alignment, and the failure hook. */
+/* Counted allocation: live byte/block counts, peak, alignment, the failure hook, and the reuse
+ * of freed blocks (large-block cache, small-block pools). */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -107,6 +109,94 @@ static void test_large_blocks_are_reused(void **state)
     assert_int_equal(sl_alloc_live_bytes(), live);
 }
 
+/* A freed small 64-aligned block waits in the freeing thread's pool and is the next block of
+ * its size class handed out; it counts as cached, not live. */
+static void test_small_aligned_blocks_are_pooled(void **state)
+{
+    const int64_t live = sl_alloc_live_bytes(), cached = sl_alloc_cached_bytes();
+    unsigned char *a = sl_malloc_aligned(64, 1000);
+    assert_non_null(a);
+    assert_int_equal((uintptr_t)a % 64, 0);
+    assert_int_equal(sl_alloc_live_bytes(), live + 1000);
+    memset(a, 0x5A, 1000);
+    sl_free(a);
+    assert_int_equal(sl_alloc_live_bytes(), live);
+    unsigned char *b = sl_malloc_aligned(64, 900); /* same class: 1 KiB */
+    assert_non_null(b);
+    assert_int_equal(sl_alloc_live_bytes(), live + 900);
+#if defined(__SANITIZE_ADDRESS__)
+    (void)cached;
+    assert_int_equal(sl_alloc_cached_bytes(), 0); /* nothing reused under ASan */
+#else
+    assert_ptr_equal(a, b);
+    assert_int_equal(sl_alloc_cached_bytes(), cached);
+#endif
+    void *c = sl_realloc(b, 5000); /* a pooled block grows through a copy */
+    assert_non_null(c);
+    assert_int_equal((uintptr_t)c % 64, 0);
+    assert_int_equal(sl_alloc_live_bytes(), live + 5000);
+    sl_free(c);
+    assert_int_equal(sl_alloc_live_bytes(), live);
+}
+
+static void test_fail_at_fails_a_pooled_allocation(void **state)
+{
+    void *a = sl_malloc_aligned(64, 256);
+    sl_free(a); /* now pooled (outside ASan): the failure must still win */
+    sl_alloc_fail_at(0);
+    assert_null(sl_malloc_aligned(64, 256));
+    void *b = sl_malloc_aligned(64, 256);
+    assert_non_null(b);
+    sl_free(b);
+}
+
+enum { HANDOFF_BLOCKS = 2000, HANDOFF_ROUNDS = 20 };
+
+typedef struct handoff {
+    unsigned char *blocks[HANDOFF_BLOCKS];
+} handoff;
+
+/* Checks and frees blocks another thread made: the pattern a pipeline's consumer follows. */
+static void *free_handoff(void *arg)
+{
+    handoff *h = arg;
+    for (int i = 0; i < HANDOFF_BLOCKS; i++) {
+        const size_t size = 64 + (size_t)(i % 97) * 601;
+        for (size_t j = 0; j < size; j += 61)
+            if (h->blocks[i][j] != (unsigned char)(i + j))
+                return h; /* corrupted: reported by the caller */
+        sl_free(h->blocks[i]);
+    }
+    return NULL;
+}
+
+/* Blocks made on one thread and freed on another, over and over, across every size class: no
+ * block is handed out twice while live (its pattern would be overwritten), the count returns
+ * to where it started, and what the exited threads pooled stays bounded. */
+static void test_pooled_blocks_move_between_threads(void **state)
+{
+    const int64_t live = sl_alloc_live_bytes();
+    static handoff h;
+    for (int round = 0; round < HANDOFF_ROUNDS; round++) {
+        for (int i = 0; i < HANDOFF_BLOCKS; i++) {
+            const size_t size = 64 + (size_t)(i % 97) * 601; /* 64 B .. 57.8 KiB */
+            h.blocks[i] = sl_malloc_aligned(64, size);
+            assert_non_null(h.blocks[i]);
+            assert_int_equal((uintptr_t)h.blocks[i] % 64, 0);
+            for (size_t j = 0; j < size; j += 61)
+                h.blocks[i][j] = (unsigned char)(i + j);
+        }
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, free_handoff, &h), 0);
+        void *bad = &h;
+        assert_int_equal(pthread_join(t, &bad), 0);
+        assert_null(bad);
+    }
+    assert_int_equal(sl_alloc_live_bytes(), live);
+    /* 10 classes x 2 MiB of depots + this thread's magazines (32 blocks of each class) */
+    assert_true(sl_alloc_cached_bytes() <= (256 << 20) + 10 * (2 << 20) + 32 * (128 << 10));
+}
+
 static void test_strdup(void **state)
 {
     char *s = sl_strdup("sluice");
@@ -124,6 +214,9 @@ int main(void)
         cmocka_unit_test(test_fail_at_fails_exactly_one_allocation),
         cmocka_unit_test(test_strdup),
         cmocka_unit_test(test_large_blocks_are_reused),
+        cmocka_unit_test(test_small_aligned_blocks_are_pooled),
+        cmocka_unit_test(test_fail_at_fails_a_pooled_allocation),
+        cmocka_unit_test(test_pooled_blocks_move_between_threads),
     };
     return cmocka_run_group_tests(tests, sl_test_leak_setup, sl_test_leak_teardown);
 }

@@ -11,6 +11,17 @@
  * kernel), and blocks freed on another thread than the one that made them churn glibc's
  * per-thread heaps. The cache holds at most CACHE_BYTES; a large block's raw capacity is kept
  * in its first bytes, below the prefix. The cache's mutex is taken only for large blocks.
+ *
+ * Small 64-aligned blocks (up to 64 KiB: the tensor buffers of labels, shapes, parsed
+ * features, small batches) come from size-class pools, one class per power of two from 128
+ * bytes. A block is often made on one thread and freed on another (a worker builds an
+ * element, the consumer releases it), which glibc answers by returning the block to the
+ * maker's arena under its lock, and an aligned request costs glibc a split and a later merge.
+ * Each thread keeps a magazine of up to MAG_BLOCKS free blocks per class, touched without a
+ * lock; a full or empty magazine trades half of its blocks with the class's depot (a mutex
+ * and a bounded stack, DEPOT_BYTES per class); blocks beyond that go back to glibc. A
+ * thread's magazines go to the depots when it exits. Pooled free blocks are not counted as
+ * live: sl_alloc_live_bytes() still reaches zero when everything is released.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +36,7 @@
 enum { PREFIX = 16, MAX_ALIGN = 4096 };
 static const uint32_t BLOCK_MAGIC = 0x534c4d41; /* "SLMA" */
 static const uint32_t LARGE_MAGIC = 0x534c4d4c; /* "SLML": a large block, see below */
+static const uint32_t POOL_MAGIC = 0x534c4d50;  /* "SLMP": a pooled small block */
 
 enum {
     LARGE_MIN = 256 << 10, /* blocks this large go through the cache */
@@ -74,7 +86,7 @@ static void count(int64_t bytes, int64_t blocks)
 static block_prefix *prefix_of(void *p)
 {
     block_prefix *h = (block_prefix *)((char *)p - PREFIX);
-    if (h->magic != BLOCK_MAGIC && h->magic != LARGE_MAGIC)
+    if (h->magic != BLOCK_MAGIC && h->magic != LARGE_MAGIC && h->magic != POOL_MAGIC)
         abort(); /* not from sl_malloc, or freed twice: fail loudly rather than corrupt */
     return h;
 }
@@ -141,6 +153,138 @@ static void large_free(void *raw)
     free(raw);
 }
 
+/* ---- small-block pools ------------------------------------------------------------------ */
+
+/* AddressSanitizer builds keep no pool, so a use after free of a small buffer is still caught
+ * (ThreadSanitizer builds keep it: the pool's locking is what they check). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SL_POOL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SL_POOL 0
+#endif
+#endif
+#ifndef SL_POOL
+#define SL_POOL 1
+#endif
+
+enum {
+    POOL_ALIGN = 64,    /* the alignment pooled blocks have (sl_buffer's) */
+    POOL_MIN_SHIFT = 7, /* smallest class: 128 bytes */
+    POOL_CLASSES = 10,  /* up to 64 KiB */
+    MAG_BLOCKS = 32,    /* per thread and class */
+    DEPOT_SLOTS = 512,  /* per class, further bounded by DEPOT_BYTES */
+};
+static const size_t DEPOT_BYTES = (size_t)2 << 20;
+static const size_t POOL_MAX = (size_t)1 << (POOL_MIN_SHIFT + POOL_CLASSES - 1);
+
+typedef struct magazine {
+    int n;
+    void *raw[MAG_BLOCKS];
+} magazine;
+
+static struct depot {
+    pthread_mutex_t mu;
+    int n;
+    void *raw[DEPOT_SLOTS];
+} depots[POOL_CLASSES];
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static pthread_key_t pool_key;       /* set once a thread has magazines: its exit flushes them */
+static _Atomic int64_t pooled_bytes; /* capacity of the free blocks in magazines and depots */
+static _Thread_local magazine mags[POOL_CLASSES];
+static _Thread_local int mags_registered;
+
+static size_t class_bytes(int k)
+{
+    return (size_t)1 << (POOL_MIN_SHIFT + k);
+}
+
+static int class_of(size_t size)
+{
+    int k = 0;
+    while (class_bytes(k) < size)
+        k++;
+    return k;
+}
+
+static int depot_cap(int k)
+{
+    const size_t n = DEPOT_BYTES / class_bytes(k);
+    return n > DEPOT_SLOTS ? DEPOT_SLOTS : (int)n;
+}
+
+/* Moves up to n blocks of magazine m (class k) to the depot; what does not fit is freed. */
+static void magazine_spill(magazine *m, int k, int n)
+{
+    struct depot *d = &depots[k];
+    pthread_mutex_lock(&d->mu);
+    while (n > 0 && d->n < depot_cap(k)) {
+        d->raw[d->n++] = m->raw[--m->n];
+        n--;
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (n > 0)
+        atomic_fetch_sub_explicit(&pooled_bytes, (int64_t)(n * class_bytes(k)),
+                                  memory_order_relaxed);
+    while (n-- > 0)
+        free(m->raw[--m->n]);
+}
+
+static void magazines_flush(void *unused)
+{
+    (void)unused;
+    for (int k = 0; k < POOL_CLASSES; k++)
+        magazine_spill(&mags[k], k, mags[k].n);
+    mags_registered = 0; /* a block freed by a later destructor registers the thread again */
+}
+
+static void pool_init(void)
+{
+    for (int k = 0; k < POOL_CLASSES; k++)
+        pthread_mutex_init(&depots[k].mu, NULL);
+    pthread_key_create(&pool_key, magazines_flush);
+}
+
+static void *pool_alloc(size_t size)
+{
+    const int k = class_of(size);
+    magazine *m = &mags[k];
+    if (!mags_registered) {
+        pthread_once(&pool_once, pool_init);
+        pthread_setspecific(pool_key, mags);
+        mags_registered = 1;
+    }
+    if (m->n == 0) { /* refill half a magazine from the depot */
+        struct depot *d = &depots[k];
+        pthread_mutex_lock(&d->mu);
+        while (d->n > 0 && m->n < MAG_BLOCKS / 2)
+            m->raw[m->n++] = d->raw[--d->n];
+        pthread_mutex_unlock(&d->mu);
+    }
+    void *raw = NULL;
+    if (m->n > 0) {
+        raw = m->raw[--m->n];
+        atomic_fetch_sub_explicit(&pooled_bytes, (int64_t)class_bytes(k), memory_order_relaxed);
+    } else if (posix_memalign(&raw, POOL_ALIGN, class_bytes(k) + POOL_ALIGN) != 0)
+        return NULL;
+    return finish(raw, POOL_ALIGN, size, POOL_MAGIC);
+}
+
+static void pool_free(void *raw, size_t size)
+{
+    const int k = class_of(size);
+    magazine *m = &mags[k];
+    if (!mags_registered) { /* a thread that frees but never allocated: no magazine to keep */
+        pthread_once(&pool_once, pool_init);
+        pthread_setspecific(pool_key, mags);
+        mags_registered = 1;
+    }
+    if (m->n == MAG_BLOCKS)
+        magazine_spill(m, k, MAG_BLOCKS / 2);
+    m->raw[m->n++] = raw;
+    atomic_fetch_add_explicit(&pooled_bytes, (int64_t)class_bytes(k), memory_order_relaxed);
+}
+
 void *sl_malloc_aligned(size_t align, size_t size)
 {
     if (align < PREFIX)
@@ -151,6 +295,8 @@ void *sl_malloc_aligned(size_t align, size_t size)
         return NULL;
     if (size >= LARGE_MIN && align <= LARGE_OFFSET)
         return large_alloc(size);
+    if (SL_POOL && align == POOL_ALIGN && size <= POOL_MAX)
+        return pool_alloc(size);
     /* The prefix must fit below the aligned pointer: reserve `align` bytes in front. */
     void *raw = NULL;
     if (align == PREFIX) {
@@ -184,10 +330,12 @@ void sl_free(void *ptr)
         return;
     block_prefix *h = prefix_of(ptr);
     count(-(int64_t)h->size, -1);
-    const int large = h->magic == LARGE_MAGIC;
+    const uint32_t magic = h->magic;
     h->magic = 0;
-    if (large)
+    if (magic == LARGE_MAGIC)
         large_free((char *)ptr - h->offset);
+    else if (magic == POOL_MAGIC)
+        pool_free((char *)ptr - h->offset, h->size);
     else
         free((char *)ptr - h->offset);
 }
@@ -197,7 +345,7 @@ void *sl_realloc(void *ptr, size_t size)
     if (!ptr)
         return sl_malloc(size);
     block_prefix *h = prefix_of(ptr);
-    if (h->offset != PREFIX || h->magic == LARGE_MAGIC) { /* keep its alignment: copy */
+    if (h->offset != PREFIX || h->magic != BLOCK_MAGIC) { /* keep its alignment: copy */
         void *n = sl_malloc_aligned(h->offset, size);
         if (!n)
             return NULL;
@@ -234,6 +382,14 @@ int64_t sl_alloc_live_bytes(void)
 int64_t sl_alloc_live_blocks(void)
 {
     return atomic_load(&live_blocks);
+}
+
+int64_t sl_alloc_cached_bytes(void)
+{
+    pthread_mutex_lock(&cache_mu);
+    const int64_t large = (int64_t)cached_bytes;
+    pthread_mutex_unlock(&cache_mu);
+    return large + atomic_load(&pooled_bytes);
 }
 
 int64_t sl_alloc_peak_bytes(void)

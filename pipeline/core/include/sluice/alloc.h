@@ -29,6 +29,12 @@ char *sl_strdup(const char *s);
 /* Bytes currently allocated and not freed, and the number of live blocks. */
 int64_t sl_alloc_live_bytes(void);
 int64_t sl_alloc_live_blocks(void);
+/* Capacity of freed blocks kept for reuse (the large-block cache and the small-block pools
+ * of 64-aligned blocks, see alloc.c); not part of sl_alloc_live_bytes(). Bounded: at most
+ * 256 MiB of large blocks, 2 MiB per small size class in the shared depots, and 32 blocks
+ * per size class per thread. Always 0 in AddressSanitizer builds (nothing is reused, so a use
+ * after free is caught). */
+int64_t sl_alloc_cached_bytes(void);
 /* Highest value sl_alloc_live_bytes() has reached since the last reset. */
 int64_t sl_alloc_peak_bytes(void);
 void sl_alloc_reset_peak(void);
