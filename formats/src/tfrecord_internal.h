@@ -56,6 +56,11 @@ struct sl_tfrecord_reader {
 
     uint64_t file_size; /* valid when size_known */
     int size_known;     /* a regular file: lengths are checked against file_size */
+    /* The caller's positional reads (regular files only; NULL: read/pread), and the file
+     * offset the next sequential read starts at when they are used. */
+    sl_record_read_fn read_fn;
+    void *read_user;
+    uint64_t read_pos;
 
     /* Decompressed (or plain) stream window; see the invariants above. */
     uint8_t *buf;

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "record_format_internal.h"
 #include "sluice/alloc.h"
 #include "sluice/crc32c.h"
 #include "tfrecord_internal.h"
@@ -73,16 +74,35 @@ static int seq_fail(sl_tfrecord_reader *r, int code, const char *fmt, ...)
     return rec_fail(r, r->next_index, r->next_offset, code, "%s", what);
 }
 
-/* One read() into dst; 0 at end of file, -errno on failure (message set). */
-static ssize_t read_some(sl_tfrecord_reader *r, uint8_t *dst, size_t n)
+/* Up to n bytes of the file from where the last call stopped: one read(), or with read_fn one
+ * positional read of what is left of n in the file. 0 at end of file, else the bytes read,
+ * or a negative code (no message). */
+static ssize_t read_next(sl_tfrecord_reader *r, uint8_t *dst, size_t n)
 {
+    if (r->read_fn) {
+        const uint64_t left = r->file_size - r->read_pos;
+        if (n > left)
+            n = (size_t)left;
+        if (n == 0)
+            return 0;
+        const int rc = r->read_fn(r->read_user, r->fd, dst, n, r->read_pos);
+        if (rc < 0)
+            return rc;
+        r->read_pos += n;
+        return (ssize_t)n;
+    }
     for (;;) {
         const ssize_t k = read(r->fd, dst, n);
-        if (k >= 0)
-            return k;
-        if (errno != EINTR)
-            return seq_fail(r, -errno, "read");
+        if (k >= 0 || errno != EINTR)
+            return k >= 0 ? k : -errno;
     }
+}
+
+/* read_next for the sequential reader: a failure is reported at the current record. */
+static ssize_t read_some(sl_tfrecord_reader *r, uint8_t *dst, size_t n)
+{
+    const ssize_t k = read_next(r, dst, n);
+    return k >= 0 ? k : seq_fail(r, (int)k, "read");
 }
 
 /* ---- window management ---------------------------------------------------------------- */
@@ -301,16 +321,18 @@ int sl_tfrecord_reader_open(sl_tfrecord_reader **out, const char *path,
         r->size_known = 1;
         r->file_size = (uint64_t)st.st_size;
         posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        if (opts->read_fn && opts->map)
+            return open_fail(r, SL_ERR_INVAL, "a mapped reader cannot also use read_fn");
+        r->read_fn = opts->read_fn;
+        r->read_user = opts->read_user;
     }
 
     /* The first bytes decide the format; they stay in `head` and are handed to whichever
      * path consumes them, so a pipe works as well as a file. */
     while (r->head_len < sizeof r->head) {
-        const ssize_t k = read(r->fd, r->head + r->head_len, sizeof r->head - r->head_len);
-        if (k < 0 && errno == EINTR)
-            continue;
+        const ssize_t k = read_next(r, r->head + r->head_len, sizeof r->head - r->head_len);
         if (k < 0)
-            return open_fail(r, -errno, "read");
+            return open_fail(r, (int)k, "read");
         if (k == 0) {
             r->head_eof = 1;
             break;
@@ -532,19 +554,13 @@ int sl_tfrecord_reader_read(sl_tfrecord_reader *r, uint64_t i, sl_tfrecord_recor
         r->rbuf = nb;
         r->rcap = size;
     }
-    size_t got = 0;
-    while (got < size) {
-        const ssize_t k = pread(r->fd, r->rbuf + got, size - got, (off_t)(e.offset + got));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return rec_fail(r, i, e.offset, -errno, "pread");
-        if (k == 0)
-            return rec_fail(r, i, e.offset, SL_ERR_TRUNCATED,
-                            "file ends %zu bytes into a %zu-byte record (it shrank after open)",
-                            got, size);
-        got += (size_t)k;
-    }
+    const int rc = r->read_fn ? r->read_fn(r->read_user, r->fd, r->rbuf, size, e.offset)
+                              : sl__pread_full(r->fd, r->rbuf, size, e.offset);
+    if (rc == SL_ERR_TRUNCATED)
+        return rec_fail(r, i, e.offset, rc,
+                        "file ends inside this %zu-byte record (it shrank after open)", size);
+    if (rc < 0)
+        return rec_fail(r, i, e.offset, rc, "pread");
     const uint64_t len = sl__load_u64le(r->rbuf);
     /* The index said where a record starts and how long it is; a length field that
      * disagrees means the index describes some other file (or an older version of it). */

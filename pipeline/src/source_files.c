@@ -36,7 +36,9 @@
  * (`get`) reads through a second sl_io, one read at a time (the engine asks for one element
  * at a time), on pread unless SLUICE_IO=io_uring (random_backend). The readers' own reads (header,
  * index, a chunk not read ahead) go through the same sl_io as synchronous single reads (read_fn).
- * TFRecord files are read with the TFRecord reader's own reads.
+ * TFRecord readers get the same read_fns: their sequential 1 MiB blocks go through the
+ * sequential sl_io one at a time (no ring: the kernel's read-ahead works ahead of them) and
+ * their random reads through the random one.
  */
 #include <assert.h>
 #include <errno.h>
@@ -445,8 +447,14 @@ static int open_seq(files_stage *f)
             return sl__stage_fail_raw(&f->base, rc,
                                       f->seq ? sl_record_reader_errmsg(f->seq) : path);
     } else {
-        const sl_tfrecord_reader_options o = {.index_path =
-                                                  f->by_index ? p->indexes[f->cur] : NULL};
+        /* TFRecord: no read-ahead ring (a record's extent is known only once its length field
+         * is read); the reader's 1 MiB blocks go through the same sl_io one at a time. */
+        SL_TRY(open_io(&f->base, &f->io, SL_IO_AUTO, RA_IO_DEPTH));
+        const sl_tfrecord_reader_options o = {
+            .index_path = f->by_index ? p->indexes[f->cur] : NULL,
+            .read_fn = seq_read,
+            .read_user = f,
+        };
         rc = sl_tfrecord_reader_open(&f->tseq, path, &o);
         if (rc)
             return sl__stage_fail_raw(&f->base, rc,
@@ -542,7 +550,9 @@ static int files_get(sl__stage *s, uint64_t i, sl_element *out)
         return element_from_sluice(s, &rec, p->paths[k], out);
     }
     if (!f->tra[k]) {
-        const sl_tfrecord_reader_options o = {.index_path = p->indexes[k]};
+        SL_TRY(open_io(s, &f->rio, random_backend(), RANDOM_IO_DEPTH));
+        const sl_tfrecord_reader_options o = {
+            .index_path = p->indexes[k], .read_fn = random_read, .read_user = f};
         if ((rc = sl_tfrecord_reader_open(&f->tra[k], p->paths[k], &o)) != 0) {
             rc = sl__stage_fail_raw(s, rc,
                                     f->tra[k] ? sl_tfrecord_reader_errmsg(f->tra[k]) : p->paths[k]);

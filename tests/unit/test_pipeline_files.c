@@ -586,6 +586,75 @@ static void test_damage_reported_like_the_reader_under_every_backend(void **stat
     sl_dataset_release(ds);
 }
 
+/* tfrecord(...) reads through the same sl_io: without indexes (sequential blocks, a record
+ * of 1.5 MiB crossing them) and with them (global_shuffle's random reads, restores that seek),
+ * the same elements and the same checkpoints under every backend. */
+static void test_tfrecord_same_stream_under_every_backend(void **state)
+{
+    enum { N = 40, BIG = 1536 << 10 };
+    char path[512], idx[600], pattern[512];
+    uint8_t *big = sl_malloc(BIG);
+    memset(big, 'b', BIG);
+    for (int f = 0; f < 2; f++) {
+        snprintf(path, sizeof path, "%s/io-%d.tfrecord", sl_test_dir, f);
+        sl_tfrecord_writer *w;
+        assert_int_equal(sl_tfrecord_writer_open(&w, path, SL_TFRECORD_NONE), 0);
+        for (int k = 0; k < N; k++) {
+            char buf[64];
+            size_t len;
+            payload(f * N + k, buf, sizeof buf, &len);
+            assert_int_equal(k == N / 2 ? sl_tfrecord_writer_write(w, big, BIG)
+                                        : sl_tfrecord_writer_write(w, buf, len),
+                             0);
+        }
+        assert_int_equal(sl_tfrecord_writer_finish(w), 0);
+        sl_tfrecord_writer_close(w);
+    }
+    sl_free(big);
+    snprintf(pattern, sizeof pattern, "%s/io-*.tfrecord", sl_test_dir);
+    const char *patterns[] = {pattern};
+    const char *names[2];
+    const int nb = backends(names);
+    for (int indexed = 0; indexed < 2; indexed++) {
+        for (int f = 0; indexed && f < 2; f++) {
+            snprintf(path, sizeof path, "%s/io-%d.tfrecord", sl_test_dir, f);
+            snprintf(idx, sizeof idx, "%s.idx", path);
+            assert_int_equal(sl_tfrecord_index_build(path, idx, NULL, NULL, 0), 0);
+        }
+        sl_dataset *ds, *g = NULL;
+        assert_int_equal(sl_dataset_tfrecord(&ds, patterns, 1, NULL, 0), 0);
+        if (indexed)
+            assert_int_equal(sl_dataset_global_shuffle(&g, ds, 5, 1), 0);
+        sl_test_stream *want = NULL, *want_shuf = NULL;
+        for (int b = 0; b < nb; b++) {
+            use_backend(names[b]);
+            sl_test_stream *seq = stream_of(ds, 2, 1), *shuf = g ? stream_of(g, 2, 1) : NULL;
+            assert_int_equal(seq->n, 2 * N);
+            if (!want) {
+                want = seq;
+                want_shuf = shuf;
+            } else {
+                assert_streams_equal(seq, want);
+                sl_free(seq);
+                if (shuf)
+                    assert_streams_equal(shuf, want_shuf);
+                sl_free(shuf);
+            }
+            sl_test_check_every_cut(indexed ? g : ds, names[b], 3);
+        }
+        /* The reads really go through sl_io: a SLUICE_IO naming no backend fails them. */
+        use_backend("uring");
+        char msg[1024];
+        assert_int_equal(fail_message(indexed ? g : ds, msg, sizeof msg), SL_ERR_INVAL);
+        assert_non_null(strstr(msg, "SLUICE_IO=uring: expected pread, io_uring or auto"));
+        use_backend(NULL);
+        sl_free(want);
+        sl_free(want_shuf);
+        sl_dataset_release(g);
+        sl_dataset_release(ds);
+    }
+}
+
 /* A SLUICE_IO value that names no backend fails the stream, sequential or random access. */
 static void test_unknown_sluice_io_fails_naming_it(void **state)
 {
@@ -613,6 +682,7 @@ int main(void)
         cmocka_unit_test(test_source_errors_name_the_file),
         cmocka_unit_test(test_records_same_stream_under_every_backend),
         cmocka_unit_test(test_records_checkpoints_under_every_backend),
+        cmocka_unit_test(test_tfrecord_same_stream_under_every_backend),
         cmocka_unit_test(test_read_ahead_across_files_keeps_held_elements_intact),
         cmocka_unit_test(test_damage_reported_like_the_reader_under_every_backend),
         cmocka_unit_test(test_unknown_sluice_io_fails_naming_it),

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/record.h" /* sl_record_read_fn */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -69,6 +71,12 @@ typedef struct sl_tfrecord_reader_options {
      * files and pipes. As with sl_record_reader_options.map: another process truncating the
      * file while it is mapped raises SIGBUS in whoever touches a record past the new end. */
     int map;
+    /* Optional, for regular files: every read of the file (open's first bytes, sequential
+     * blocks, random reads through the index) is one positional read of exactly n bytes at
+     * `offset` through read_fn(read_user, ...), as for sl_record_reader_options (the engine
+     * routes them through io_uring this way). NULL: read(2)/pread(2). Not with `map`. */
+    sl_record_read_fn read_fn;
+    void *read_user;
 } sl_tfrecord_reader_options;
 
 typedef struct sl_tfrecord_reader sl_tfrecord_reader;
