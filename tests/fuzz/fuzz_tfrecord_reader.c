@@ -9,6 +9,8 @@
  *   bit 4     also build an index (in /dev/shm) and, when that succeeds, read every record
  *             through it: each must equal what the sequential pass returned
  *   bit 5     map: a plain file is read from a mapping instead of read() into a window
+ *   bit 6     read_fn: every read is a positional read through a callback (as the engine's
+ *             io_uring reads are), unless bit 5 asked for a mapping
  *
  * Whatever the bytes, the reader must end with SL_EOF or a negative code, never crash, and
  * leave no sluice allocation behind; any broken property aborts.
@@ -75,6 +77,22 @@ static void check_via_index(const char *path, const seen *recs, size_t nrecs, in
     unlink(idx);
 }
 
+/* The read_fn of bit 6: pread of exactly n bytes, SL_ERR_TRUNCATED when the file ends first. */
+static int pread_exact(void *user, int fd, void *buf, size_t n, uint64_t offset)
+{
+    (void)user;
+    uint8_t *p = buf;
+    while (n) {
+        const ssize_t k = pread(fd, p, n, (off_t)offset);
+        if (k <= 0)
+            return k < 0 ? SL_ERR_INVAL : SL_ERR_TRUNCATED;
+        p += k;
+        n -= (size_t)k;
+        offset += (uint64_t)k;
+    }
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -94,6 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .skip_corrupt = (ctl >> 2) & 1,
         .skip_verify = (ctl >> 3) & 1,
         .map = (ctl >> 5) & 1,
+        .read_fn = (ctl >> 6) & 1 && !((ctl >> 5) & 1) ? pread_exact : NULL,
     };
     const int want_index =
         (ctl >> 4) & 1 && !o.skip_verify && !o.skip_corrupt && o.compression <= SL_TFRECORD_NONE;
