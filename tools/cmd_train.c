@@ -45,9 +45,12 @@ static const char usage_text[] =
     "      --resume           continue from DIR's checkpoint when there is one\n"
     "      --logdir DIR       train.csv and events.out.tfevents.* (TensorBoard)\n"
     "      --log-every N      steps per CSV row and scalar summary (default 10)\n"
+    "      --trace FILE       write a Chrome trace (Perfetto, chrome://tracing) of the\n"
+    "                         training pipeline's run\n"
     "      --x NAME, --y NAME the input and label tensors (default image, label)\n"
     "      --width W          cnn stem channels (default 16); --hidden H: mlp width (256)\n"
     "      --pool             cnn: max-pool after the stem (for 64x64 inputs and larger)\n"
+    "      --avg-pool         cnn: global average pool head instead of the global max\n"
     "      --gemm-threads T   threads for the matrix products (default 1: the pipeline has the\n"
     "                         other cores)\n";
 
@@ -197,6 +200,9 @@ int cmd_train(int argc, char **argv)
         } else if (!strcmp(a, "--logdir")) {
             NEED_VALUE();
             cfg.logdir = v;
+        } else if (!strcmp(a, "--trace")) {
+            NEED_VALUE();
+            cfg.trace_path = v;
         } else if (!strcmp(a, "--x")) {
             NEED_VALUE();
             cfg.x_name = v;
@@ -209,6 +215,8 @@ int cmd_train(int argc, char **argv)
             cosine = 1;
         } else if (!strcmp(a, "--pool")) {
             cfg.pool = 1;
+        } else if (!strcmp(a, "--avg-pool")) {
+            cfg.avg_pool = 1;
         } else {
             return cli_usage_error("train", "unknown argument '%s'", a);
         }
@@ -290,6 +298,8 @@ int cmd_train(int argc, char **argv)
         printf("checkpoint:   %s/checkpoint.sltc\n", cfg.checkpoint_dir);
     if (cfg.logdir)
         printf("logs:         %s/train.csv, %s\n", cfg.logdir, r.events_path);
+    if (cfg.trace_path)
+        printf("trace:        %s\n", cfg.trace_path);
 out:
     sl_trainer_close(t);
     sl_dataset_release(tds);

@@ -482,13 +482,14 @@ static void expect_twin(const char *name, size_t len, void *arg)
     }
 }
 
-/* Every per-value body (nn_bodies.h, mp_bodies.h) has its kernel, <body>_kernel, in the kernel
- * source: the name-for-name mirror DESIGN §7 asks for, read from the sources so that a body
- * added without a kernel fails here. */
+/* Every per-value body (nn_bodies.h, mp_bodies.h, feed_bodies.h) has its kernel, <body>_kernel, in
+ * the kernel source: the name-for-name mirror DESIGN §7 asks for, read from the sources so that a
+ * body added without a kernel fails here. */
 static void test_every_body_has_a_kernel(void **state)
 {
     char *bodies = read_source("trainer/src/nn_bodies.h");
     char *mp = read_source("trainer/cuda/mp_bodies.h");
+    char *feed = read_source("trainer/cuda/feed_bodies.h");
     char *kernels = read_source("trainer/cuda/nn_kernels.inc");
     /* The window's winner is a helper inside maxpool2_fwd_at and maxpool2_bwd_at. */
     const char *excluded[] = {"maxpool2_argmax", NULL};
@@ -497,10 +498,11 @@ static void test_every_body_has_a_kernel(void **state)
                   each_name(bodies, "inline double ", "_at", expect_twin, &c) +
                   each_name(bodies, "inline void ", "_at", expect_twin, &c) +
                   each_name(bodies, "inline int ", "_at", expect_twin, &c) +
-                  each_name(mp, "inline float ", "_at", expect_twin, &c);
-    assert_true(n >= 23); /* the parse found the bodies at all */
+                  each_name(mp, "inline float ", "_at", expect_twin, &c) +
+                  each_name(feed, "inline float ", "_at", expect_twin, &c);
+    assert_true(n >= 26); /* the parse found the bodies at all (with the optimizer and feed) */
     assert_int_equal(c.missing, 0);
-    sl_free(bodies), sl_free(mp), sl_free(kernels);
+    sl_free(bodies), sl_free(mp), sl_free(feed), sl_free(kernels);
 }
 
 /* Every layer function of sluice/nn.h has its twin in the CUDA API (sluice/nn_cuda_api.h, the

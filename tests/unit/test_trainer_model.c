@@ -121,6 +121,19 @@ static void test_cnn_gradients(void **state)
     model_gradcheck(&tiny_cnn, 4, 2e-4f, 2e-2, 2e-4);
 }
 
+/* 8x8 inputs leave a 4x4 map after the stride-2 stage, so the default head is two 2x2 max pools
+ * (a global max), which the 6x6 tiny_cnn (3x3 map: odd, averaged) does not reach. The max sends
+ * each channel's gradient through one position, so rounding weighs more than in the average:
+ * at eps 1e-4 (atol 2e-4) 49 small gradients fail, at 1e-3 a few maxima change places (8 fail);
+ * eps 3e-4 and 5e-4 pass with atol 5e-4. Routing the head's gradient as an average instead makes
+ * 1313 of 1355 parameters fail. */
+static void test_cnn_max_head_gradients(void **state)
+{
+    sl_model_config c = tiny_cnn;
+    c.in_h = c.in_w = 8;
+    model_gradcheck(&c, 4, 5e-4f, 2e-2, 5e-4);
+}
+
 /* ---- fast == reference ---------------------------------------------------------------------- */
 
 static void assert_close(const char *what, const float *ref, const float *got, size_t n, double rel)
@@ -418,6 +431,25 @@ static void test_checkpoint_refuses_damage_and_mismatch(void **state)
     sl_model_free(m);
 }
 
+/* The two heads have the same tensors; a blob saved with one is still another model's. */
+static void test_checkpoint_refuses_the_other_head(void **state)
+{
+    sl_model_config c = tiny_cnn;
+    c.in_h = c.in_w = 8;
+    sl_model *max_head = make(&c);
+    c.avg_pool = 1;
+    sl_model *avg_head = make(&c);
+    assert_int_equal(sl_model_param_count(max_head), sl_model_param_count(avg_head));
+    uint8_t *blob;
+    size_t len;
+    assert_int_equal(sl_train_state_save(max_head, NULL, &blob, &len), 0);
+    assert_int_equal(sl_train_state_load(avg_head, NULL, blob, len), SL_ERR_SCHEMA);
+    assert_int_equal(sl_train_state_load(max_head, NULL, blob, len), 0);
+    sl_free(blob);
+    sl_model_free(avg_head);
+    sl_model_free(max_head);
+}
+
 /* ---- errors --------------------------------------------------------------------------------- */
 
 static void test_bad_config_is_refused_with_reason(void **state)
@@ -482,6 +514,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mlp_gradients),
         cmocka_unit_test(test_cnn_gradients),
+        cmocka_unit_test(test_cnn_max_head_gradients),
         cmocka_unit_test(test_mlp_fast_matches_reference),
         cmocka_unit_test(test_cnn_fast_matches_reference),
         cmocka_unit_test(test_init_is_reproducible_per_seed),
@@ -490,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_loss_sequence_is_deterministic),
         cmocka_unit_test(test_checkpoint_resumes_exactly),
         cmocka_unit_test(test_checkpoint_refuses_damage_and_mismatch),
+        cmocka_unit_test(test_checkpoint_refuses_the_other_head),
         cmocka_unit_test(test_bad_config_is_refused_with_reason),
         cmocka_unit_test(test_label_out_of_range_names_the_example),
         cmocka_unit_test(test_nonfinite_loss_names_the_step),

@@ -8,6 +8,9 @@
  * Row-major <-> cuBLAS: a row-major (r x c) matrix is the column-major (c x r) matrix with
  * leading dimension c, so each row-major product is issued transposed (see linear_gemm_*).
  *
+ * Also the training step and feed of cuda_train.inc (sl_cuda_model_*, sl_cuda_feed_*), with a
+ * second stream for the feed's copies and events ordering the two streams.
+ *
  * Threading: one handle per thread.
  */
 #include <cublas_v2.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 
 #include "sluice/alloc.h"
+#include "sluice/cuda_train.h"
 #include "sluice/nn_cuda.h"
 #include "sluice/status.h"
 
@@ -165,6 +169,25 @@ int sl_cuda_sync(sl_cuda *ctx)
     return e == cudaSuccess ? 0 : cuda_failed(ctx, e, "sync");
 }
 
+int sl_cuda_copy(sl_cuda *ctx, void *dst, const void *src, size_t bytes)
+{
+    const cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx->stream);
+    return e == cudaSuccess ? 0 : cuda_failed(ctx, e, "device copy");
+}
+
+int sl_cuda_host_alloc(sl_cuda *ctx, size_t bytes, void **out)
+{
+    const cudaError_t e = cudaHostAlloc(out, bytes ? bytes : 1, cudaHostAllocDefault);
+    return e == cudaSuccess ? 0 : cuda_failed(ctx, e, "cudaHostAlloc");
+}
+
+void sl_cuda_host_free(sl_cuda *ctx, void *host)
+{
+    (void)ctx;
+    if (host)
+        cudaFreeHost(host);
+}
+
 } /* extern "C" */
 
 /* y (n, out) row-major = x (n, in) w^T + b: column-major Y (out x n) = W^T X with W = w read as
@@ -213,3 +236,82 @@ static int linear_gemm_bwd(sl_cuda *ctx, const float *x, const float *w, const f
     }
     return 0;
 }
+
+/* ---- the feed's streams and events (cuda_train.inc) ----------------------------------------- */
+
+typedef cudaStream_t bk_stream;
+typedef cudaEvent_t bk_event;
+
+static int bk_stream_create(sl_cuda *ctx, bk_stream *s)
+{
+    const cudaError_t e = cudaStreamCreateWithFlags(s, cudaStreamNonBlocking);
+    return e == cudaSuccess ? 0 : cuda_failed(ctx, e, "cudaStreamCreate (copy stream)");
+}
+
+static void bk_stream_destroy(bk_stream s)
+{
+    cudaStreamDestroy(s);
+}
+
+static int bk_stream_sync(sl_cuda *ctx, bk_stream s)
+{
+    const cudaError_t e = cudaStreamSynchronize(s);
+    return e == cudaSuccess ? 0 : cuda_failed(ctx, e, "copy stream sync");
+}
+
+/* Timing off: these events only order work, and timing-disabled events are the cheap kind. */
+static int bk_event_create(sl_cuda *ctx, bk_event *ev)
+{
+    const cudaError_t e = cudaEventCreateWithFlags(ev, cudaEventDisableTiming);
+    return e == cudaSuccess ? 0 : cuda_failed(ctx, e, "cudaEventCreate");
+}
+
+static void bk_event_destroy(bk_event ev)
+{
+    if (ev)
+        cudaEventDestroy(ev);
+}
+
+static int bk_event_sync(sl_cuda *ctx, bk_event ev)
+{
+    const cudaError_t e = cudaEventSynchronize(ev);
+    return e == cudaSuccess ? 0 : cuda_failed(ctx, e, "cudaEventSynchronize");
+}
+
+/* Not ready yet is the only "no"; an error also answers "done" and surfaces at the sync. */
+static int bk_event_done(bk_event ev)
+{
+    return cudaEventQuery(ev) != cudaErrorNotReady;
+}
+
+static int bk_event_record(sl_cuda *ctx, bk_event ev, bk_stream s)
+{
+    const cudaError_t e = cudaEventRecord(ev, s);
+    return e == cudaSuccess ? 0 : cuda_failed(ctx, e, "cudaEventRecord");
+}
+
+static int bk_stream_wait(sl_cuda *ctx, bk_stream s, bk_event ev)
+{
+    const cudaError_t e = cudaStreamWaitEvent(s, ev, 0);
+    return e == cudaSuccess ? 0 : cuda_failed(ctx, e, "cudaStreamWaitEvent");
+}
+
+static int bk_compute_wait(sl_cuda *ctx, bk_event ev)
+{
+    return bk_stream_wait(ctx, ctx->stream, ev);
+}
+
+static int bk_compute_record(sl_cuda *ctx, bk_event ev)
+{
+    return bk_event_record(ctx, ev, ctx->stream);
+}
+
+/* From page-locked memory the copy is truly asynchronous (pageable memory would be staged). */
+static int bk_copy_h2d_async(sl_cuda *ctx, bk_stream s, void *dev, const void *host, size_t bytes)
+{
+    const cudaError_t e = cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, s);
+    return e == cudaSuccess ? 0 : cuda_failed(ctx, e, "feed copy");
+}
+
+/* The API functions get C linkage from their declarations in sluice/cuda_train.h. */
+#include "cuda_train.inc"

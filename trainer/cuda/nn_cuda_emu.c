@@ -5,12 +5,16 @@
  * too, on machines without a GPU; it is a test vehicle, not a fast path (one CPU thread, one
  * emulated thread at a time).
  *
+ * Also the training step and feed of cuda_train.inc over those kernels (sl_cuda_emu_model_*,
+ * sl_cuda_emu_feed_*), with trivial streams and events.
+ *
  * Threading: one handle per thread (emulator state is thread-local).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "sluice/alloc.h"
+#include "sluice/cuda_train.h"
 #include "sluice/nn_cuda.h"
 #include "sluice/status.h"
 
@@ -115,4 +119,114 @@ int sl_cuda_emu_sync(sl_cuda_emu *ctx)
     return 0;
 }
 
+int sl_cuda_emu_copy(sl_cuda_emu *ctx, void *dst, const void *src, size_t bytes)
+{
+    (void)ctx;
+    memmove(dst, src, bytes);
+    return 0;
+}
+
+int sl_cuda_emu_host_alloc(sl_cuda_emu *ctx, size_t bytes, void **out)
+{
+    return sl_cuda_emu_malloc(ctx, bytes, out);
+}
+
+void sl_cuda_emu_host_free(sl_cuda_emu *ctx, void *host)
+{
+    (void)ctx;
+    sl_free(host);
+}
+
+int sl_cuda_precision_parse(const char *name, sl_cuda_precision *out)
+{
+    static const char *const names[] = {"fp32", "bf16", "fp16"};
+    for (int i = 0; i < 3; i++)
+        if (name && !strcmp(name, names[i])) {
+            *out = (sl_cuda_precision)i;
+            return 0;
+        }
+    return SL_ERR_INVAL;
+}
+
 #include "nn_kernels.inc"
+
+/* The feed's streams and events (cuda_train.inc): the emulator runs everything on the calling
+ * thread in call order, so a copy has finished when it returns and there is nothing to wait
+ * for; the feed's buffer rotation and normalize kernel are the device's. */
+typedef int bk_stream;
+typedef int bk_event;
+
+static int bk_stream_create(sl_cuda_emu *ctx, bk_stream *s)
+{
+    (void)ctx;
+    *s = 1;
+    return 0;
+}
+
+static void bk_stream_destroy(bk_stream s)
+{
+    (void)s;
+}
+
+static int bk_stream_sync(sl_cuda_emu *ctx, bk_stream s)
+{
+    (void)ctx, (void)s;
+    return 0;
+}
+
+static int bk_event_create(sl_cuda_emu *ctx, bk_event *e)
+{
+    (void)ctx;
+    *e = 1;
+    return 0;
+}
+
+static void bk_event_destroy(bk_event e)
+{
+    (void)e;
+}
+
+static int bk_event_sync(sl_cuda_emu *ctx, bk_event e)
+{
+    (void)ctx, (void)e;
+    return 0;
+}
+
+static int bk_event_done(bk_event e)
+{
+    (void)e;
+    return 1;
+}
+
+static int bk_event_record(sl_cuda_emu *ctx, bk_event e, bk_stream s)
+{
+    (void)ctx, (void)e, (void)s;
+    return 0;
+}
+
+static int bk_stream_wait(sl_cuda_emu *ctx, bk_stream s, bk_event e)
+{
+    (void)ctx, (void)s, (void)e;
+    return 0;
+}
+
+static int bk_compute_wait(sl_cuda_emu *ctx, bk_event e)
+{
+    (void)ctx, (void)e;
+    return 0;
+}
+
+static int bk_compute_record(sl_cuda_emu *ctx, bk_event e)
+{
+    (void)ctx, (void)e;
+    return 0;
+}
+
+static int bk_copy_h2d_async(sl_cuda_emu *ctx, bk_stream s, void *dev, const void *host,
+                             size_t bytes)
+{
+    (void)s;
+    return sl_cuda_emu_upload(ctx, dev, host, bytes);
+}
+
+#include "cuda_train.inc"

@@ -1,9 +1,13 @@
 /*
  * The CUDA kernels on a real GPU against the CPU reference (sluice/nn.h): every layer's forward
- * and backward on small random shapes, the linear layers through cuBLAS. Exits 77 (skipped, as
- * ctest's SKIP_RETURN_CODE) when no device can be used, 0 when every check passes, 1 otherwise
- * with one line per failing check. Plain C without cmocka so `make cuda-check` needs nothing
- * beyond the CUDA toolkit on a GPU machine.
+ * and backward on small random shapes, the linear layers through cuBLAS. Then the training step
+ * (sluice/cuda_train.h): N steps of the mlp and the cnn against the CPU model and optimizer
+ * (losses and parameters, to tolerances that allow for cuBLAS's and FMA's rounding), the fp16
+ * overflow skip, bf16/fp16 losses near float32's, checkpoint bytes read by the CPU model, and the
+ * feed's copy stream, rotation and normalize kernel. Exits 77 (skipped, as ctest's
+ * SKIP_RETURN_CODE) when no device can be used, 0 when every check passes, 1 otherwise with one
+ * line per failing check. Plain C without cmocka so `make cuda-check` needs nothing beyond the CUDA
+ * toolkit on a GPU machine.
  */
 #include <math.h>
 #include <stdio.h>
@@ -11,8 +15,11 @@
 #include <string.h>
 
 #include "sluice/alloc.h"
+#include "sluice/cuda_train.h"
+#include "sluice/model.h"
 #include "sluice/nn.h"
 #include "sluice/nn_cuda.h"
+#include "sluice/optim.h"
 #include "sluice/rng.h"
 
 static int failures;
@@ -228,6 +235,227 @@ static void check_softmax_xent(void)
     sl_cuda_free(ctx, lab_d);
 }
 
+/* ---- the training step against the CPU model ------------------------------------------------ */
+
+static sl_model_config small_model(const char *name)
+{
+    sl_model_config c;
+    memset(&c, 0, sizeof c);
+    c.name = name;
+    c.in_c = 3, c.in_h = 8, c.in_w = 8;
+    c.classes = 5;
+    c.max_batch = 8;
+    c.seed = 21;
+    c.hidden = 32;
+    c.width = 8;
+    c.blocks = 2;
+    c.impl = SL_NN_REFERENCE;
+    return c;
+}
+
+static sl_cuda_model *device_model(const sl_model_config *mc, const sl_optim_config *oc,
+                                   sl_cuda_precision prec)
+{
+    sl_cuda_model_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.model = *mc;
+    cfg.optim = *oc;
+    cfg.precision = prec;
+    sl_cuda_model *m;
+    char err[256] = "";
+    if (sl_cuda_model_create(ctx, &m, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "sl_cuda_model_create: %s\n", err);
+        exit(1);
+    }
+    return m;
+}
+
+/* steps on both sides; losses within ltol relative, parameters within ptol * (1 + |p|) (ptol 0:
+ * not compared, for AdamW, whose sign-like updates of near-zero gradients amplify rounding). */
+static void check_train_steps(const char *name, sl_optim_kind kind, int steps, double ltol,
+                              float ptol)
+{
+    const sl_model_config mc = small_model(name);
+    const sl_optim_config oc = sl_optim_defaults(kind);
+    sl_model *cm;
+    sl_optim *co;
+    CHECK_RC(sl_model_create(&cm, &mc, NULL, 0));
+    CHECK_RC(sl_optim_create(&co, &oc, sl_model_param_count(cm), sl_model_decay_count(cm)));
+    sl_cuda_model *dm = device_model(&mc, &oc, SL_CUDA_FP32);
+    const int n = mc.max_batch;
+    const size_t in = (size_t)mc.in_c * mc.in_h * mc.in_w;
+    float *x_d = NULL;
+    int32_t *y_d = NULL;
+    CHECK_RC(sl_cuda_malloc(ctx, (size_t)n * in * sizeof(float), (void **)&x_d));
+    CHECK_RC(sl_cuda_malloc(ctx, (size_t)n * sizeof(int32_t), (void **)&y_d));
+    for (int s = 0; s < steps; s++) {
+        float *x = hvec((size_t)n * in, 50 + (uint64_t)s, -1, 1);
+        int32_t y[64];
+        for (int i = 0; i < n; i++)
+            y[i] = (i * 7 + s) % mc.classes;
+        CHECK_RC(sl_cuda_upload(ctx, x_d, x, (size_t)n * in * sizeof(float)));
+        CHECK_RC(sl_cuda_upload(ctx, y_d, y, (size_t)n * sizeof(int32_t)));
+        double lc;
+        sl_model_zero_grad(cm);
+        CHECK_RC(sl_model_forward(cm, x, y, n, 1, &lc, NULL));
+        CHECK_RC(sl_model_backward(cm, 1.0f));
+        sl_optim_step(co, sl_model_params(cm), sl_model_grads(cm), 0.02f);
+        sl_cuda_step_result r;
+        if (sl_cuda_model_train_step(dm, x_d, y_d, n, 0.02f, s, &r) < 0) {
+            fprintf(stderr, "FAIL %s step %d: %s\n", name, s, sl_cuda_model_errmsg(dm));
+            failures++;
+            break;
+        }
+        if (!(fabs(r.loss - lc) <= ltol * fabs(lc))) {
+            fprintf(stderr, "FAIL %s step %d: loss device %.9g, CPU %.9g\n", name, s, r.loss, lc);
+            failures++;
+        }
+        sl_free(x);
+    }
+    if (ptol > 0) {
+        char what[64];
+        snprintf(what, sizeof what, "%s params after %d steps", name, steps);
+        expect_close(what, sl_cuda_model_params(dm), sl_model_params(cm), sl_model_param_count(cm),
+                     ptol);
+    }
+    /* The device checkpoint is a CPU checkpoint: the CPU model reads it. */
+    uint8_t *blob;
+    size_t len;
+    CHECK_RC(sl_cuda_model_save(dm, &blob, &len));
+    sl_model *back;
+    sl_model_config other = mc;
+    other.seed = 5;
+    CHECK_RC(sl_model_create(&back, &other, NULL, 0));
+    sl_optim *bo;
+    CHECK_RC(sl_optim_create(&bo, &oc, sl_model_param_count(back), sl_model_decay_count(back)));
+    if (sl_train_state_load(back, bo, blob, len) != 0 || sl_optim_step_count(bo) != steps) {
+        fprintf(stderr, "FAIL %s: the CPU model refused the device checkpoint: %s\n", name,
+                sl_model_errmsg(back));
+        failures++;
+    }
+    sl_free(blob);
+    sl_optim_free(bo);
+    sl_model_free(back);
+    sl_cuda_free(ctx, x_d);
+    sl_cuda_free(ctx, y_d);
+    sl_cuda_model_free(dm);
+    sl_optim_free(co);
+    sl_model_free(cm);
+}
+
+static void check_fp16_overflow_skips(void)
+{
+    const sl_model_config mc = small_model("mlp");
+    const sl_optim_config oc = sl_optim_defaults(SL_OPTIM_ADAMW);
+    sl_cuda_model *dm = device_model(&mc, &oc, SL_CUDA_FP16);
+    const size_t in = (size_t)mc.in_c * mc.in_h * mc.in_w;
+    const size_t np = sl_model_param_count(sl_cuda_model_host(dm));
+    float *x = hvec(8 * in, 3, -1, 1), *before = hvec(np, 0, 0, 0);
+    int32_t y[8] = {0, 1, 2, 3, 4, 0, 1, 2};
+    float *x_d = dup_dev(x, 8 * in * sizeof(float));
+    int32_t *y_d = (int32_t *)dup_dev(y, sizeof y);
+    CHECK_RC(sl_cuda_download(ctx, before, sl_cuda_model_params(dm), np * sizeof(float)));
+    sl_cuda_model_loss_scale(dm)->scale = 1e30f;
+    sl_cuda_step_result r;
+    CHECK_RC(sl_cuda_model_train_step(dm, x_d, y_d, 8, 0.01f, 0, &r));
+    if (r.applied || r.loss_scale != 5e29f || sl_cuda_model_optim_steps(dm) != 0) {
+        fprintf(stderr, "FAIL fp16 overflow: applied %d, scale %g\n", r.applied, r.loss_scale);
+        failures++;
+    }
+    expect_close("params after a skipped fp16 step", sl_cuda_model_params(dm), before, np, 0);
+    sl_free(x), sl_free(before);
+    sl_cuda_free(ctx, x_d);
+    sl_cuda_free(ctx, y_d);
+    sl_cuda_model_free(dm);
+}
+
+/* bf16 and fp16 steps on the device track float32 (the emulator's figures: within 0.5% over 4-8
+ * steps; 3% allowed here). fp16 steps that overflow are retried as GradScaler does. */
+static void check_mixed_precision(sl_cuda_precision prec)
+{
+    const sl_model_config mc = small_model("cnn");
+    const sl_optim_config oc = sl_optim_defaults(SL_OPTIM_ADAMW);
+    sl_cuda_model *a = device_model(&mc, &oc, SL_CUDA_FP32), *b = device_model(&mc, &oc, prec);
+    const size_t in = (size_t)mc.in_c * mc.in_h * mc.in_w;
+    float *x = hvec(8 * in, 61, -1, 1);
+    int32_t y[8] = {0, 1, 2, 3, 4, 0, 1, 2};
+    float *x_d = dup_dev(x, 8 * in * sizeof(float));
+    int32_t *y_d = (int32_t *)dup_dev(y, sizeof y);
+    for (int s = 0; s < 5; s++) {
+        sl_cuda_step_result ra, rb;
+        CHECK_RC(sl_cuda_model_train_step(a, x_d, y_d, 8, 0.002f, s, &ra));
+        int tries = 0;
+        do
+            CHECK_RC(sl_cuda_model_train_step(b, x_d, y_d, 8, 0.002f, s, &rb));
+        while (!rb.applied && ++tries < 20);
+        if (!rb.applied || !(fabs(rb.loss - ra.loss) <= 0.03 * ra.loss)) {
+            fprintf(stderr, "FAIL precision %d step %d: loss %.6f, float32 %.6f (applied %d)\n",
+                    (int)prec, s, rb.loss, ra.loss, rb.applied);
+            failures++;
+            break;
+        }
+    }
+    sl_free(x);
+    sl_cuda_free(ctx, x_d);
+    sl_cuda_free(ctx, y_d);
+    sl_cuda_model_free(b);
+    sl_cuda_model_free(a);
+}
+
+/* Batches through the real copy stream and events: each comes out once, in order, normalized as
+ * sl_image_normalize computes it (FMA may round the device's x * a + b once: 1e-6). */
+static void check_feed(void)
+{
+    enum { B = 16, H = 32, W = 32, C = 3, BATCHES = 9 };
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+    sl_cuda_feed *f;
+    CHECK_RC(sl_cuda_feed_open(ctx, &f, B, H, W, C, 10, mean, sd));
+    const size_t px = (size_t)B * H * W * C;
+    float *want = hvec(px, 0, 0, 0);
+    int next = 0, taken = 0;
+    for (int k = 0; k < BATCHES + 1; k++) {
+        if (next < BATCHES) {
+            uint8_t *p;
+            int32_t *l;
+            CHECK_RC(sl_cuda_feed_slot(f, &p, &l));
+            for (size_t i = 0; i < px; i++)
+                p[i] = (uint8_t)(i * 31 + (size_t)next * 17);
+            for (int i = 0; i < B; i++)
+                l[i] = next % 10;
+            CHECK_RC(sl_cuda_feed_submit(f, B));
+            next++;
+        }
+        if (k == 0)
+            continue;
+        const float *x;
+        const int32_t *y;
+        int n;
+        CHECK_RC(sl_cuda_feed_next(f, &x, &y, &n));
+        for (int i = 0; i < B; i++)
+            for (int c = 0; c < C; c++)
+                for (int q = 0; q < H * W; q++) {
+                    const uint8_t v =
+                        (uint8_t)(((size_t)i * H * W + q) * C * 31 + c * 31 + (size_t)taken * 17);
+                    want[((size_t)i * C + c) * H * W + q] =
+                        v * (1.0f / (255.0f * sd[c])) + -mean[c] / sd[c];
+                }
+        char what[64];
+        snprintf(what, sizeof what, "feed batch %d", taken);
+        expect_close(what, x, want, px, 1e-6f);
+        int32_t yh[B];
+        CHECK_RC(sl_cuda_download(ctx, yh, y, sizeof yh));
+        if (n != B || yh[0] != taken % 10 || yh[B - 1] != taken % 10) {
+            fprintf(stderr, "FAIL feed batch %d: n %d, label %d\n", taken, n, yh[0]);
+            failures++;
+        }
+        taken++;
+    }
+    printf("test_cuda_device: feed waited %.6f s for %d copies\n", sl_cuda_feed_wait_seconds(f),
+           BATCHES);
+    sl_free(want);
+    sl_cuda_feed_close(f);
+}
+
 int main(void)
 {
     const int devices = sl_cuda_device_count();
@@ -248,6 +476,13 @@ int main(void)
     check_pool_relu_add();
     check_bn();
     check_softmax_xent();
+    check_train_steps("mlp", SL_OPTIM_SGD, 5, 1e-5, 1e-4f);
+    check_train_steps("cnn", SL_OPTIM_SGD, 5, 1e-4, 1e-3f);
+    check_train_steps("cnn", SL_OPTIM_ADAMW, 5, 1e-3, 0);
+    check_fp16_overflow_skips();
+    check_mixed_precision(SL_CUDA_BF16);
+    check_mixed_precision(SL_CUDA_FP16);
+    check_feed();
     sl_cuda_close(ctx);
     if (failures) {
         fprintf(stderr, "test_cuda_device: %d check(s) failed\n", failures);

@@ -177,6 +177,17 @@ static void build_cnn(sl_model *m)
         x = build_simple(m, OP_MAXPOOL, x, w, m->acts[x].h / 2, m->acts[x].w / 2);
     for (int b = 1; b <= m->cfg.blocks; b++)
         x = build_block(m, b, x, b >= 2 ? 2 * w : w, b == 2 ? 2 : 1);
+    /* The head pools each channel to one value. Default: its maximum, built from 2x2 max pools
+     * while both sides are even (a global max when they are powers of two) and an average over
+     * what remains. A shape's class shows in a few places (corners, a crossing) on a map that
+     * is mostly background; averaging dilutes that evidence so much at initialisation that the
+     * loss sits near ln(classes) for hundreds of steps (TRAINER.md, "The cnn's head"), while a
+     * max passes the strongest local response straight to the classifier. Built from existing
+     * layers, so every backend already has it. avg_pool = 1 keeps ResNet's average. */
+    if (!m->cfg.avg_pool)
+        while (m->acts[x].h >= 2 && m->acts[x].w >= 2 && m->acts[x].h % 2 == 0 &&
+               m->acts[x].w % 2 == 0)
+            x = build_simple(m, OP_MAXPOOL, x, m->acts[x].c, m->acts[x].h / 2, m->acts[x].w / 2);
     x = build_simple(m, OP_GAP, x, m->acts[x].c, 1, 1);
     build_linear(m, "fc", x, m->cfg.classes, INIT_FANIN_UNIFORM);
 }

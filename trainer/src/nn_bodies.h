@@ -325,4 +325,33 @@ SL_NN_HD static inline float softmax_xent_bwd_at(float p, int is_label, float sc
     return scale_over_n * (p - (is_label ? 1.0f : 0.0f));
 }
 
+/* ---- optimizer updates (sluice/optim.h) ---------------------------------------------------- */
+
+/* Value i of an SGD step: L2 decay added to the gradient when `decayed`, then the momentum
+ * buffer (buf NULL: plain SGD; `first`: the buffer starts at the gradient, as PyTorch's does). */
+SL_NN_HD static inline void sgd_step_at(float *p, const float *g, float *buf, int64_t i,
+                                        int decayed, float mu, float wd, float lr, int first)
+{
+    const float gi = decayed ? g[i] + wd * p[i] : g[i];
+    if (buf) {
+        buf[i] = first ? gi : mu * buf[i] + gi;
+        p[i] -= lr * buf[i];
+    } else {
+        p[i] -= lr * gi;
+    }
+}
+
+/* Value i of an AdamW step: decoupled decay (decay = 1 - lr * wd) when `decayed`, the moments,
+ * and the bias-corrected update (bc1 = 1 - b1^t, bc2 = 1 - b2^t, worked out once per step). */
+SL_NN_HD static inline void adamw_step_at(float *p, const float *g, float *m, float *v, int64_t i,
+                                          int decayed, float decay, float b1, float b2, float bc1,
+                                          float bc2, float lr, float eps)
+{
+    if (decayed)
+        p[i] *= decay;
+    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    p[i] -= lr * (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps);
+}
+
 #endif

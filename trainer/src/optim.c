@@ -4,7 +4,8 @@
  *
  * Invariants: `state` holds `slots * count` floats (SGD with momentum: the momentum buffer;
  * AdamW: first then second moments), allocated at create and zeroed; steps counts completed
- * updates, so AdamW's bias correction for update t uses t = steps + 1.
+ * updates, so AdamW's bias correction for update t uses t = steps + 1. The per-value arithmetic
+ * is sgd_step_at / adamw_step_at in nn_bodies.h, which the CUDA backend's kernels call too.
  *
  * Threading: one thread at a time per optimizer.
  */
@@ -12,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "nn_bodies.h"
 #include "optim_internal.h"
 #include "sluice/alloc.h"
 #include "sluice/status.h"
@@ -83,17 +85,9 @@ const sl_optim_config *sl_optim_get_config(const sl_optim *o)
 static void sgd_step(sl_optim *o, float *p, const float *g, float lr)
 {
     const float mu = o->cfg.momentum, wd = o->cfg.weight_decay;
-    float *buf = o->state;
     const int first = o->steps == 0;
-    for (size_t i = 0; i < o->count; i++) {
-        const float gi = i < o->decay_count ? g[i] + wd * p[i] : g[i];
-        if (buf) {
-            buf[i] = first ? gi : mu * buf[i] + gi;
-            p[i] -= lr * buf[i];
-        } else {
-            p[i] -= lr * gi;
-        }
-    }
+    for (size_t i = 0; i < o->count; i++)
+        sgd_step_at(p, g, o->state, (int64_t)i, i < o->decay_count, mu, wd, lr, first);
 }
 
 static void adamw_step(sl_optim *o, float *p, const float *g, float lr)
@@ -103,13 +97,8 @@ static void adamw_step(sl_optim *o, float *p, const float *g, float lr)
     const float bc1 = (float)(1.0 - pow(b1, t)), bc2 = (float)(1.0 - pow(b2, t));
     const float decay = 1.0f - lr * o->cfg.weight_decay;
     float *m = o->state, *v = o->state + o->count;
-    for (size_t i = 0; i < o->count; i++) {
-        if (i < o->decay_count)
-            p[i] *= decay;
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        p[i] -= lr * (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps);
-    }
+    for (size_t i = 0; i < o->count; i++)
+        adamw_step_at(p, g, m, v, (int64_t)i, i < o->decay_count, decay, b1, b2, bc1, bc2, lr, eps);
 }
 
 void sl_optim_step(sl_optim *o, float *params, const float *grads, float lr)

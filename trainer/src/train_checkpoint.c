@@ -44,6 +44,11 @@ static uint32_t model_signature(const sl_model *m)
                      T->shape[2], T->shape[3]);
         crc = sl_crc32c(crc, buf, (size_t)k);
     }
+    /* The op list too: the cnn's two heads have the same tensors but are different models. */
+    for (int o = 0; o < m->nops; o++) {
+        k = snprintf(buf, sizeof buf, ",%d", (int)m->ops[o].kind);
+        crc = sl_crc32c(crc, buf, (size_t)k);
+    }
     return crc;
 }
 

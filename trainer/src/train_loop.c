@@ -214,6 +214,7 @@ static int create_model(sl_trainer *t, const sl_tensor *x)
     mc.impl = SL_NN_FAST;
     mc.hidden = t->cfg.hidden, mc.width = t->cfg.width, mc.blocks = t->cfg.blocks;
     mc.pool = t->cfg.pool;
+    mc.avg_pool = t->cfg.avg_pool;
     char ebuf[256] = "";
     int rc = sl_model_create(&t->model, &mc, ebuf, sizeof ebuf);
     if (rc < 0)
@@ -642,6 +643,8 @@ int sl_trainer_run(sl_trainer *t, sl_train_report *rep_out)
         if (rc < 0)
             return sl__errmsg_raw(&t->err, rc, "train: %s", sl_iter_errmsg(t->it));
     }
+    if (t->cfg.trace_path && (rc = sl_iter_trace_start(t->it, 0)) < 0)
+        return sl__errmsg_set(&t->err, rc, "trace");
     if (t->cfg.logdir)
         SL_TRY(open_logs(t, resumed, &rep));
     rep.start_step = t->step;
@@ -770,6 +773,11 @@ int sl_trainer_run(sl_trainer *t, sl_train_report *rep_out)
         rc = sl__errmsg_set(&t->err, SL_ERR_INVAL, "train: the pipeline gave no batch");
     if (t->it)
         find_bottleneck(t, &rep);
+    if (t->it && t->cfg.trace_path) {
+        const int trc = sl_iter_trace_write(t->it, t->cfg.trace_path);
+        if (rc == 0 && trc < 0)
+            rc = sl__errmsg_set(&t->err, trc, "trace: %s", t->cfg.trace_path);
+    }
     if (t->events) {
         const int erc = sl_tfevents_close(t->events);
         t->events = NULL;

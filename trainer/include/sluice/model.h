@@ -2,7 +2,7 @@
  * Models by name over the layers of sluice/nn.h: "mlp" (flatten -> linear hidden -> ReLU ->
  * linear classes) and "cnn" (a small ResNet: conv3x3-BN-ReLU stem, residual blocks of two
  * conv3x3-BN with an identity or conv1x1-BN shortcut, one stride-2 stage that doubles the
- * channels, global average pool, linear).
+ * channels, a global max pool (or average, avg_pool), linear).
  *
  * Memory: every trainable parameter lives in ONE float array and every gradient in a second of
  * the same layout, so an optimizer, a gradient clip, an all-reduce or a checkpoint handles one
@@ -42,6 +42,7 @@ typedef struct sl_model_config {
     int width;            /* cnn: stem channels (0: 16); the stride-2 stage has twice as many */
     int blocks;           /* cnn: residual blocks, 2..8 (0: 3); the second one has stride 2 */
     int pool;             /* cnn: 1 to max-pool 2x2 after the stem (inputs of 64x64 and up) */
+    int avg_pool;         /* cnn: 1 for a global average pool head; 0: global max (TRAINER.md) */
     float bn_momentum;    /* 0: 0.1 */
     float bn_eps;         /* 0: 1e-5 */
 } sl_model_config;

@@ -21,7 +21,8 @@
  * it: the loss sequence continues exactly as an uninterrupted run's would.
  *
  * Logs (logdir): train.csv (appended to on resume) and a TensorBoard event file
- * events.out.tfevents.<seconds>.<host> per run (TFRecord-framed Event protos).
+ * events.out.tfevents.<seconds>.<host> per run (TFRecord-framed Event protos). With trace_path,
+ * the training iterator records a Chrome trace (sluice/profile.h) written there at the end.
  *
  * Threading: a trainer belongs to one thread; its pipelines run their own worker threads.
  */
@@ -44,6 +45,7 @@ typedef struct sl_train_config {
     const char *model;               /* "mlp" or "cnn" */
     int classes;                     /* >= 2 */
     int hidden, width, blocks, pool; /* as in sl_model_config (0: its defaults) */
+    int avg_pool;                    /* as in sl_model_config (0: the global max head) */
     int batch;                       /* largest batch (0: the first batch's size) */
     const char *x_name, *y_name;     /* NULL: "image", "label" */
     /* length: steps > 0 wins; else epochs (needs the dataset's cardinality) */
@@ -65,7 +67,9 @@ typedef struct sl_train_config {
     int64_t checkpoint_every; /* steps between checkpoints (0: only at the end) */
     int resume;               /* 1: continue from checkpoint_dir's checkpoint when there is one */
     const char *logdir;
-    int64_t log_every; /* steps per CSV row / scalar summary (0: 10) */
+    int64_t log_every;      /* steps per CSV row / scalar summary (0: 10) */
+    const char *trace_path; /* a Chrome trace of the training pipeline, written at the end
+                             * (sl_iter_trace_write; NULL: none) */
     /* engine */
     uint64_t seed;        /* model init, loop RNG and the pipelines' seed */
     sl_iter_options iter; /* threads, memory, on_error; its seed is replaced by `seed` */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "sluice/nn.h"
+#include "sluice/optim.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -30,6 +30,12 @@ void SL_CUDA_FN(free)(SL_CUDA_CTX *ctx, void *dev);
 int SL_CUDA_FN(upload)(SL_CUDA_CTX *ctx, void *dev, const void *host, size_t bytes);
 int SL_CUDA_FN(download)(SL_CUDA_CTX *ctx, void *host, const void *dev, size_t bytes);
 int SL_CUDA_FN(zero)(SL_CUDA_CTX *ctx, void *dev, size_t bytes);
+/* Device to device, ordered on the handle's stream (does not synchronise). */
+int SL_CUDA_FN(copy)(SL_CUDA_CTX *ctx, void *dst, const void *src, size_t bytes);
+/* Page-locked host memory (cudaHostAlloc; the emulator: sl_malloc), which the device can copy
+ * from asynchronously; free with SL_CUDA_FN(host_free). */
+int SL_CUDA_FN(host_alloc)(SL_CUDA_CTX *ctx, size_t bytes, void **out);
+void SL_CUDA_FN(host_free)(SL_CUDA_CTX *ctx, void *host);
 int SL_CUDA_FN(sync)(SL_CUDA_CTX *ctx);
 
 /* ---- layers (sluice/nn.h) ------------------------------------------------------------------- */
@@ -84,3 +90,19 @@ int SL_CUDA_FN(round_f16)(SL_CUDA_CTX *ctx, float *v, size_t count);
  * (the step must then be skipped, see sluice/loss_scale.h). Synchronises. */
 int SL_CUDA_FN(unscale)(SL_CUDA_CTX *ctx, float *g, size_t count, float inv_scale,
                         int *found_nonfinite);
+
+/* ---- optimizer, clipping, input ------------------------------------------------------------- */
+/* One update of sl_optim_step's arithmetic (sluice/optim.h) on device blobs: state holds the
+ * momentum buffer (SGD with momentum) or the first then second moments (AdamW), count floats
+ * each; steps_done is the number of updates before this one. */
+int SL_CUDA_FN(optim_step)(SL_CUDA_CTX *ctx, const sl_optim_config *cfg, float *params,
+                           const float *grads, float *state, size_t count, size_t decay_count,
+                           int64_t steps_done, float lr);
+/* The L2 norm of g (squares summed in double), as sl_grad_clip_norm measures it. Synchronises. */
+int SL_CUDA_FN(grad_norm)(SL_CUDA_CTX *ctx, const float *g, size_t count, double *norm);
+/* v *= k. */
+int SL_CUDA_FN(scale)(SL_CUDA_CTX *ctx, float *v, size_t count, float k);
+/* uint8 (n, h, w, c) -> float (n, c, h, w), (x / 255 - mean[c]) / std[c] with
+ * sl_image_normalize's arithmetic; mean/std NULL: 0 and 1. c in 1..4. */
+int SL_CUDA_FN(normalize_u8)(SL_CUDA_CTX *ctx, const uint8_t *src, float *dst, int n, int h, int w,
+                             int c, const float *mean, const float *std);
