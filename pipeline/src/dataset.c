@@ -76,6 +76,22 @@ int sl_dataset_print(const sl_dataset *ds, char *buf, size_t cap)
     return n + snprintf(buf + at, cap - at, "%s", ds->text);
 }
 
+/* Built with -DSL_COUNTERS=0 (CMake: -DSL_COUNTERS=OFF) no stage gets counters: every counting
+ * path of the engine is behind `stats != NULL`, so that build measures what the counters cost
+ * (bench/README.md). Profiles then read zeros and AUTOTUNE has nothing to go on. */
+#ifndef SL_COUNTERS
+#define SL_COUNTERS 1
+#endif
+
+/* The iterator's record of node ds, or NULL when ds is not one of its nodes. */
+static sl__node_stats *node_of(sl__ctx *ctx, const sl_dataset *ds)
+{
+    for (int i = 0; i < ctx->nstats; i++)
+        if (ctx->stats[i].ds == ds)
+            return &ctx->stats[i];
+    return NULL;
+}
+
 int sl__stage_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
                    sl__stage **out)
 {
@@ -90,9 +106,10 @@ int sl__stage_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state
         *out = NULL;
         return st->err;
     }
-    sl__node_stats *ns = rc == 0 ? sl__ctx_node_stats(ctx, ds) : NULL;
+    sl__node_stats *ns = rc == 0 ? node_of(ctx, ds) : NULL;
     if (ns) {
-        (*out)->stats = ns;
+        if (SL_COUNTERS)
+            (*out)->stats = ns;
         pthread_mutex_lock(&ctx->mu);
         ns->live = *out;
         pthread_mutex_unlock(&ctx->mu);
@@ -169,20 +186,19 @@ void sl__producer_report(sl__producer_clock *pc, sl__node_stats *ns)
 
 sl__node_stats *sl__ctx_node_stats(sl__ctx *ctx, const sl_dataset *ds)
 {
-    for (int i = 0; i < ctx->nstats; i++)
-        if (ctx->stats[i].ds == ds)
-            return &ctx->stats[i];
-    return NULL;
+    return SL_COUNTERS ? node_of(ctx, ds) : NULL;
 }
 
 void sl__stage_close(sl__stage *s)
 {
     if (!s)
         return;
-    if (s->stats) {
+    /* Without counters the node still records its live instance (the tuning knobs use it). */
+    sl__node_stats *ns = SL_COUNTERS ? s->stats : s->ctx ? node_of(s->ctx, s->ds) : NULL;
+    if (ns) {
         pthread_mutex_lock(&s->ctx->mu);
-        if (s->stats->live == s)
-            s->stats->live = NULL;
+        if (ns->live == s)
+            ns->live = NULL;
         pthread_mutex_unlock(&s->ctx->mu);
     }
     s->ops->close(s);
