@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "bench_work.h"
 #include "sluice/clock.h"
 #include "sluice/pipeline.h"
 #include "sluice/profile.h"
@@ -32,58 +33,7 @@
 enum { MAX_ROUNDS = 9, PREFETCHES = 5 };
 static const int64_t prefetch_sweep[PREFETCHES] = {1, 2, 4, 8, 16};
 
-static uint64_t iters_per_us; /* calibrated once, read-only afterwards */
-static int verbose;           /* --verbose: every configuration's rate */
-
-static uint64_t burn(uint64_t x, uint64_t iters)
-{
-    for (uint64_t i = 0; i < iters; i++) {
-        x = x * 0x9E3779B97F4A7C15ull + i;
-        x ^= x >> 29;
-    }
-    return x;
-}
-
-/* A map's cost: microseconds of arithmetic per element, 8x from element switch_at on. */
-typedef struct work {
-    double us;         /* cost per element */
-    int64_t switch_at; /* > 0: elements >= switch_at cost 8x us */
-} work;
-
-static int work_map(void *user, sl_map_ctx *c, sl_element *in, sl_element *out, char *err,
-                    size_t errcap)
-{
-    const work *w = user;
-    const int64_t v = *(const int64_t *)in->tensors[0].data;
-    sl_element_release(in);
-    double us = w->us;
-    if (w->switch_at > 0 && v >= w->switch_at)
-        us *= 8;
-    sl_tensor t;
-    int rc = sl_tensor_alloc(&t, SL_DTYPE_I64, 0, NULL);
-    if (rc)
-        return rc;
-    /* the value stays v (checked), the burn result only feeds a branch that never fires */
-    const uint64_t b = us > 0 ? burn((uint64_t)v, (uint64_t)(us * (double)iters_per_us)) : 0;
-    *(int64_t *)t.data = b == 1 ? -1 : v;
-    return sl_element_push(out, "value", &t);
-}
-
-static void calibrate(void)
-{
-    uint64_t n = 1 << 16;
-    for (;;) {
-        const uint64_t t0 = sl_clock_ns();
-        volatile uint64_t sink = burn(1, n);
-        (void)sink;
-        const uint64_t dt = sl_clock_ns() - t0;
-        if (dt > 20000000) {
-            iters_per_us = n * 1000 / dt;
-            return;
-        }
-        n *= 2;
-    }
-}
+static int verbose; /* --verbose: every configuration's rate */
 
 /* parallel: P or SL_PARALLEL_AUTO; prefetch: K or SL_PARALLEL_AUTO. pre_us > 0: a sequential
  * map of that cost first. */
