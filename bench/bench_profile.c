@@ -18,7 +18,7 @@
  * medians over rounds: measured rate, the model's rate as configured and its ratio to the
  * measured one, the proposal, its predicted rate and the ratio to its measured rate.
  *
- * usage: bench_profile [--us-scale X] [--seconds S] [--rounds R]
+ * usage: bench_profile [--us-scale X] [--seconds S] [--rounds R] [--verbose]
  *   --us-scale multiplies every work(US) (default 1); --seconds sizes N so that each run takes
  *   about S seconds (default 1).
  */
@@ -34,6 +34,8 @@
 #include "sluice/profile.h"
 
 enum { MAX_ROUNDS = 9 };
+
+static int verbose; /* --verbose: each run's bottleneck and proposals */
 
 static void free_work(void *user)
 {
@@ -102,6 +104,18 @@ static run_result run(const sl_registry *reg, const char *text, int64_t n, int t
     if (sl_profile_analyze(&snap, threads, &a))
         bench_die("bench_profile", text, "nothing to analyse");
     run_result r = {.rate = (double)n * 1e9 / (double)(t1 - t0), .model_rate = a.model_rate};
+    if (verbose) {
+        printf("    bottleneck %s; model %.0f/s; proposals:",
+               a.stages[a.bottleneck].rate > 0 ? snap.stages[a.bottleneck].stage : "?",
+               a.model_rate);
+        for (int k = 0; k < a.npredictions; k++)
+            printf(" [%s %.0f/s]", a.predictions[k].what, a.predictions[k].rate);
+        printf("\n");
+        for (int i = 0; i < a.nstages; i++)
+            printf("      %-40s own %8.0f ns  thread %d  capacity %8.0f/s  busy %.2f wait %.2f\n",
+                   snap.stages[i].stage, a.stages[i].own_ns, a.stages[i].thread,
+                   a.stages[i].capacity, a.stages[i].busy_share, a.stages[i].wait_share);
+    }
     /* The best proposal that pays in this single pass: a cache point pays from the second
      * epoch on, which these pipelines (no repeat) never reach. */
     for (int k = 0; k < a.npredictions; k++) {
@@ -154,7 +168,10 @@ int main(int argc, char **argv)
     double scale = 1, seconds = 1;
     int rounds = 3;
     for (int i = 1; i < argc; i += 2) {
-        if (i + 1 >= argc)
+        if (strcmp(argv[i], "--verbose") == 0) {
+            verbose = 1;
+            i--;
+        } else if (i + 1 >= argc)
             bench_die("bench_profile", "missing value for", argv[i]);
         else if (strcmp(argv[i], "--us-scale") == 0)
             scale = atof(argv[i + 1]);

@@ -339,6 +339,12 @@ static void predict_parallel(const sl_profile_snapshot *s, const costs *c, const
     double best = 0, rates[1025];
     const int maxk = SL_MIN(c->cores, 1024);
     for (int k = 1; k <= maxk; k++) {
+        /* parallel=1 is the sequential map: for a map that is sequential now, no change */
+        if (k == 1 && !s->stages[m].work_ahead) {
+            rates[1] = v->rate;
+            best = SL_MAX(best, v->rate);
+            continue;
+        }
         g.par[m] = k;
         verdict w;
         evaluate(s, c, &g, &w);

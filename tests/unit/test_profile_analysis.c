@@ -302,6 +302,43 @@ static void test_parallel_text_replaces_the_argument(void **state)
     assert_string_equal(p->text, "range(0, 1000) | map(f, g(1, 2), ordered=false, parallel=8)");
 }
 
+/* range | map(g) | map(f, parallel=2) | map(h) on 2 cores: the sequential g (20 us) shares the
+ * parallel map's coordinator thread with the coordinator's own 15 us, so that thread allows
+ * 1e9 / 35050 /s. Moving g onto the pool with one worker would already reach the cores' limit
+ * (2e9 / 40250: h 4500, f's handoff and function 100 + 100, the coordinator 15000, g's new
+ * handoff 500, g 20000, range 50), but parallel=1 is the sequential map, which is what g is now:
+ * the proposal must be parallel=2. */
+static void test_sequential_map_is_proposed_parallel_two(void **state)
+{
+    sl_profile_snapshot s;
+    memset(&s, 0, sizeof s);
+    s.threads = 2;
+    const uint64_t n = 1000;
+    s.elapsed_ns = n * 39650;
+    stage(&s, 0, "map(h)", "map", -1, n, 39650);
+    stage(&s, 1, "map(f, parallel=2)", "map", 0, n, 35150);
+    s.stages[1].work_ahead = 1;
+    s.stages[1].parallel = 2;
+    s.stages[1].slots = 8;
+    s.stages[1].wait_ns = n * 35050;
+    s.stages[1].busy_ns = n * 100;
+    s.stages[1].busy_elements = n;
+    s.stages[1].producer_ns = n * (15000 + 20050);
+    s.stages[1].producer_elements = n;
+    stage(&s, 2, "map(g)", "map", 1, n, 20050);
+    stage(&s, 3, "range(0, 1000)", "range", 2, n, 50);
+    sl_profile_analysis a;
+    assert_int_equal(sl_profile_analyze(&s, 2, &a), 0);
+    assert_int_equal(a.bottleneck, 2);
+    assert_near(a.model_rate, 1e9 / 35050, 1e-6);
+    const sl_profile_prediction *p = find(&a, SL_PROFILE_PARALLEL);
+    assert_non_null(p);
+    assert_string_equal(p->what, "map(g, parallel=2)");
+    assert_string_equal(p->text,
+                        "range(0, 1000) | map(g, parallel=2) | map(f, parallel=2) | map(h)");
+    assert_near(p->rate, 2e9 / 40250, 1e-6);
+}
+
 /* A prefetch whose coordinator spends 10 us per element beyond its input's `next` (wakeups,
  * snapshots): its thread is the limit and the prefetch itself is named. */
 static void test_prefetch_coordinator_overhead_is_counted(void **state)
@@ -372,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_stalled_prefetch_predicts_a_bigger_one),
         cmocka_unit_test(test_parallel_text_replaces_the_argument),
         cmocka_unit_test(test_prefetch_coordinator_overhead_is_counted),
+        cmocka_unit_test(test_sequential_map_is_proposed_parallel_two),
         cmocka_unit_test(test_clock_cost_is_taken_out),
         cmocka_unit_test(test_nothing_returned_is_refused),
     };
