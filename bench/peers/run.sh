@@ -11,9 +11,10 @@
 #      written by TensorFlow (tf_data.py --write, 4 shards). Files read once to warm the page
 #      cache.
 #   3. ROUNDS rounds, each running, in this order, EPOCHS passes over the set:
-#      (a) sluice bench 'records | global_shuffle(seed=1) | repeat(EPOCHS) | map(decode_jpeg,
-#          random_resized_crop(224), flip, normalize(imagenet), parallel=auto) |
-#          select("image", "label") | batch(64) | prefetch(auto)' --threads CORES
+#      (a) sluice bench 'records | global_shuffle(seed=1) | repeat(EPOCHS) |
+#          select("image", "label") | map(decode_jpeg, random_resized_crop(224), flip,
+#          normalize(imagenet), parallel=auto) | batch(64) | prefetch(auto)' --threads CORES
+#          (select first: a map read directly by batch writes its images into the batch)
 #      (a') the same with jemalloc preloaded, when libjemalloc2 is installed (a diagnostic:
 #          see bench/README.md)
 #      (b) torch_loader.py, (c) tf_data.py, (d) bench_image --dir (its bare-C loop, the
@@ -41,7 +42,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --no-install) INSTALL=0; shift ;;
     --nice) NICE=$2; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -112,7 +113,7 @@ PYEOF
 } >"$OUT/machine.txt" 2>/dev/null
 cat "$OUT/machine.txt" >&2
 
-PIPE="records(\"$DATA/rec/train-*.sluice\") | global_shuffle(seed=1) | repeat($EPOCHS) | map(decode_jpeg, random_resized_crop(224), flip, normalize(imagenet), parallel=auto) | select(\"image\", \"label\") | batch(64) | prefetch(auto)"
+PIPE="records(\"$DATA/rec/train-*.sluice\") | global_shuffle(seed=1) | repeat($EPOCHS) | select(\"image\", \"label\") | map(decode_jpeg, random_resized_crop(224), flip, normalize(imagenet), parallel=auto) | batch(64) | prefetch(auto)"
 load1() { cut -d' ' -f1 /proc/loadavg; }
 [ "$NICE" = 0 ] || renice -n "$NICE" -p $$ >/dev/null
 for r in $(seq 1 "$ROUNDS"); do

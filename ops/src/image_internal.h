@@ -21,7 +21,9 @@ typedef int (*sl__region_fn)(void *user, const sl_image_info *info, sl_image_dec
 
 /* What a decoder hands back: uint8 (h, w, 3) in `out`, and where the requested region lies in
  * it (d->rx.. in out's pixel coordinates). JPEG decodes only the whole pixels covering the
- * region; PNG decodes the whole image (d->rx = crop.x and so on). */
+ * region, and with a region callback (the fused path, whose resampler clips its taps to the
+ * region itself) hands back libjpeg's whole column window, decoded straight into `out` with no
+ * row copy; PNG decodes the whole image (d->rx = crop.x and so on). */
 int sl__jpeg_decode(const void *data, size_t len, const sl_image_decode_opts *opts,
                     sl__region_fn region, void *user, sl_tensor *out, sl_image_decoded *d,
                     sl_errmsg *em);

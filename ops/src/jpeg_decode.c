@@ -331,10 +331,19 @@ static int decode_body(jstate *s, const void *data, size_t len, const sl_image_d
         jpeg_crop_scanline(ci, &xoff, &cw);
     else
         xoff = 0;
-    const int skip_cols = ox - (int)xoff;
-    const int direct = !cmyk && skip_cols == 0 && (int)cw == ow;
+    int skip_cols = ox - (int)xoff;
+    /* A region callback's caller (the fused path) resamples only inside d->rx.., so it takes
+     * the whole window: rows go straight into the tensor, the region moves right by the extra
+     * columns, and the per-row copy (about a tenth of a fused decode's time) is gone. */
+    int out_w = ow;
+    if (region && !cmyk) {
+        out_w = (int)cw;
+        d->rx += skip_cols;
+        skip_cols = 0;
+    }
+    const int direct = !cmyk && skip_cols == 0 && (int)cw == out_w;
 
-    const int64_t shape[3] = {oh, ow, 3};
+    const int64_t shape[3] = {oh, out_w, 3};
     SL_TRY(sl_tensor_alloc(&s->out, SL_DTYPE_U8, 3, shape));
     if (!direct) {
         s->row = sl_malloc((size_t)cw * (size_t)ci->output_components);
@@ -345,7 +354,7 @@ static int decode_body(jstate *s, const void *data, size_t len, const sl_image_d
         return sl__errmsg_raw(em, SL_ERR_TRUNCATED, "jpeg: rows end early");
 
     uint8_t *dst = s->out.data;
-    const size_t out_stride = (size_t)ow * 3;
+    const size_t out_stride = (size_t)out_w * 3;
     for (int y = 0; y < oh;) {
         if (direct) {
             JSAMPROW rows[16];

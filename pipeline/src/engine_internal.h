@@ -343,6 +343,54 @@ int sl__prefetch_set_capacity(sl__stage *s, int64_t capacity);
 /* A parallel map's worker tasks in flight (1 .. its slots); SL_ERR_INVAL for other stages,
  * including a map opened sequential (parallel = 1). */
 int sl__map_set_parallel(sl__stage *s, int parallel);
+/* An interleave's runners serving slots (1 .. the threads it opened); SL_ERR_INVAL for other
+ * stages and for an interleave opened sequential. */
+int sl__interleave_set_parallel(sl__stage *s, int parallel);
+
+/* map -> batch fusion (tf.data's map_and_batch): when a plain batch(N) reads straight from an
+ * ordered map, the batch stage owns a destination (stage_batch.c) and hands it to the map, whose
+ * workers write each output tensor straight into its row of the batch being assembled (the
+ * function through sl_map_ctx_alloc, or the worker copying it there), so batch() hands out the
+ * filled buffer instead of allocating and copying. Nothing else changes: both stages keep their
+ * nodes, counters, checkpoint state and error policy; the row of map index i is predicted as
+ * i + offset (offset drops by one per element the map skips), and a batch whose rows are not
+ * all in place (a skip, a layout change, a full table) is stacked by copying as before.
+ * Locking: the destination's own mutex, held for a table lookup only, never while calling
+ * anything else. */
+typedef struct sl__batch_dest sl__batch_dest;
+/* 1 (default): batch over an ordered map fuses. Tests set 0 to compare against the unfused
+ * pair (the pipeline text, and so checkpoints, are the same either way). */
+extern _Atomic int sl__map_batch_fusion;
+/* An sl_map_alloc_fn: a view of row (index + offset) % N of that batch's tensor `name`,
+ * creating the batch's tensor on first use with this element's layout; nonzero when the row
+ * is taken, the layout differs or the table is full. user is the sl__batch_dest. */
+int sl__batch_dest_alloc(void *user, uint64_t index, const char *name, sl_dtype dtype, int rank,
+                         const int64_t *shape, sl_tensor *out);
+/* Worker side, after the function: copies each output tensor of SL__DEST_PLACE_MIN bytes or
+ * more not yet in its row into it (so the copy runs on the workers, in parallel, and the batch
+ * is one buffer per field); smaller ones are left to batch's copy, which costs less than the
+ * lookup. */
+enum { SL__DEST_PLACE_MIN = 4096 };
+/* Whether e may hold a tensor that large (8 bytes is the widest dtype): the map's workers skip
+ * the call below for elements of scalars, inline, as it runs per element. */
+static inline int sl__element_may_place(const sl_element *e)
+{
+    for (int k = 0; k < e->count; k++) {
+        int64_t numel = 1;
+        for (int d = 0; d < e->tensors[k].rank; d++)
+            numel *= e->tensors[k].shape[d];
+        if (numel * 8 >= SL__DEST_PLACE_MIN)
+            return 1;
+    }
+    return 0;
+}
+void sl__batch_dest_place(sl__batch_dest *d, uint64_t index, sl_element *e);
+/* The map skipped an element (SL_ON_ERROR_SKIP): later indices move one row back. */
+void sl__batch_dest_skipped(sl__batch_dest *d);
+/* Gives map stage s the destination before its first `next`; *index gets the map index of
+ * the next element it will hand out. SL_ERR_INVAL when s is not a map stage that can (filter,
+ * unordered map). */
+int sl__map_attach_dest(sl__stage *s, sl__batch_dest *d, uint64_t *index);
 
 /* The open stage running the first node of `kind` in depth-first order (for tuning), or NULL.
  * The pointer stays valid while the iterator's thread is not inside sl_iter_next only when no

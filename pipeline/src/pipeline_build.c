@@ -134,6 +134,8 @@ static int fused_run(void *user, sl_map_ctx *ctx, sl_element *in, sl_element *ou
     for (size_t i = 0; i < f->n; i++) {
         sl_element next;
         memset(&next, 0, sizeof next);
+        /* Only the last function's output is the map's: earlier ones feed the next function. */
+        c.alloc = i + 1 == f->n ? ctx->alloc : NULL;
         const int rc = f->defs[i].fn(f->defs[i].user, &c, &cur, &next, err, errcap);
         sl_element_release(&cur);
         if (rc) {

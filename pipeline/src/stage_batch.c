@@ -14,6 +14,16 @@
  * slices are views into the input's buffers (no copy).
  *
  * Both run on the calling thread.
+ *
+ * Fusion with a map (engine_internal.h, tf.data's map_and_batch): a plain batch whose input is
+ * an ordered map gives the map a destination, a small table of the batches being filled (one
+ * tensor of shape (n, ...) per batch and field, created by the first element that asks, rows
+ * handed out once). The map's workers write or copy each output into its predicted row; when
+ * every element of a batch sits in its own row of that field's tensor, the batch hands the
+ * tensor out as it is; otherwise (after a skip, a layout change, a full table) it stacks by
+ * copying exactly as unfused. Layout checks and their messages run on the elements either way.
+ * The table's mutex guards offset, done and the arenas; it is taken by the map's workers and
+ * by this stage's `next`, for lookups only.
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,8 +39,34 @@ typedef struct batch_params {
     double padding; /* padded_batch's fill value, converted to each tensor's dtype */
 } batch_params;
 
+enum { DEST_ARENAS = 32, DEST_NAME = 64 };
+
+/* One field of one batch being filled by the map's workers. */
+typedef struct dest_arena {
+    int used;
+    uint64_t batch; /* stream position / size */
+    char name[DEST_NAME];
+    sl_dtype dtype; /* one element's layout: the first to ask fixes it */
+    int rank;
+    int64_t shape[SL_TENSOR_MAX_RANK];
+    size_t each;    /* bytes per row */
+    sl_buffer *buf; /* one reference: (size) rows */
+    uint8_t *taken; /* (size) 1: row handed out; kept across reuse of the entry */
+} dest_arena;
+
+struct sl__batch_dest {
+    pthread_mutex_t mu;
+    int64_t size;
+    int64_t offset; /* guarded by mu: map index i lands at stream position i + offset */
+    uint64_t done;  /* guarded by mu: batches before this one are assembled (or dropped) */
+    dest_arena arenas[DEST_ARENAS]; /* guarded by mu */
+};
+
+_Atomic int sl__map_batch_fusion = 1;
+
 typedef struct batch_stage {
     sl__stage base;
+    sl__batch_dest *dest; /* fused with the map below (NULL: not fused) */
     sl__stage *input;
     sl_element *pending; /* (size) elements collected for the batch being built */
     uint64_t index;      /* input elements consumed, for messages */
@@ -51,11 +87,155 @@ static void batch_cancel(sl__stage *s)
 static void batch_close(sl__stage *s)
 {
     batch_stage *b = (batch_stage *)s;
-    sl__stage_close(b->input);
+    sl__stage_close(b->input); /* joins the map's workers: nobody writes into dest after */
+    if (b->dest) {
+        for (int i = 0; i < DEST_ARENAS; i++) {
+            sl_buffer_release(b->dest->arenas[i].buf);
+            sl_free(b->dest->arenas[i].taken);
+        }
+        pthread_mutex_destroy(&b->dest->mu);
+        sl_free(b->dest);
+    }
     sl_element_release(&b->cur);
     sl__state_writer_free(&b->before);
     sl_free(b->pending);
     sl_free(b);
+}
+
+/* ---- the map's destination ---------------------------------------------------------------- */
+
+static int same_type(const dest_arena *a, sl_dtype dtype, int rank, const int64_t *shape)
+{
+    return a->dtype == dtype && a->rank == rank &&
+           !memcmp(a->shape, shape, (size_t)rank * sizeof *shape);
+}
+
+static dest_arena *find_arena(sl__batch_dest *d, uint64_t batch, const char *name)
+{
+    for (int i = 0; i < DEST_ARENAS; i++)
+        if (d->arenas[i].used && d->arenas[i].batch == batch && !strcmp(d->arenas[i].name, name))
+            return &d->arenas[i];
+    return NULL;
+}
+
+/* A new arena for (batch, name) with this layout, or NULL (table full, out of memory). The
+ * buffer is allocated under mu: it comes from the allocator's reuse of large blocks in steady
+ * state, and the pages are first touched by the workers writing rows, outside the lock. */
+static dest_arena *new_arena(sl__batch_dest *d, uint64_t batch, const char *name, sl_dtype dtype,
+                             int rank, const int64_t *shape)
+{
+    dest_arena *a = NULL;
+    for (int i = 0; i < DEST_ARENAS && !a; i++)
+        if (!d->arenas[i].used)
+            a = &d->arenas[i];
+    if (!a)
+        return NULL;
+    size_t each = sl_dtype_size(dtype);
+    for (int k = 0; k < rank; k++)
+        each *= (size_t)shape[k];
+    if (!a->taken && !(a->taken = sl_calloc((size_t)d->size, 1)))
+        return NULL;
+    if (each == 0 || sl_buffer_create(&a->buf, each * (size_t)d->size))
+        return NULL;
+    memset(a->taken, 0, (size_t)d->size);
+    a->used = 1;
+    a->batch = batch;
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->dtype = dtype;
+    a->rank = rank;
+    memcpy(a->shape, shape, (size_t)rank * sizeof *shape);
+    a->each = each;
+    return a;
+}
+
+int sl__batch_dest_alloc(void *user, uint64_t index, const char *name, sl_dtype dtype, int rank,
+                         const int64_t *shape, sl_tensor *out)
+{
+    sl__batch_dest *d = user;
+    if (!name || strlen(name) >= DEST_NAME || rank < 0 || rank + 1 > SL_TENSOR_MAX_RANK ||
+        sl_dtype_size(dtype) == 0)
+        return 1;
+    pthread_mutex_lock(&d->mu);
+    const int64_t pos = (int64_t)index + d->offset;
+    int rc = 1;
+    if (pos >= 0 && (uint64_t)(pos / d->size) >= d->done) {
+        const uint64_t batch = (uint64_t)(pos / d->size);
+        const int64_t row = pos % d->size;
+        dest_arena *a = find_arena(d, batch, name);
+        if (!a)
+            a = new_arena(d, batch, name, dtype, rank, shape);
+        if (a && same_type(a, dtype, rank, shape) && !a->taken[row] &&
+            sl_tensor_view(out, dtype, rank, shape, a->buf, (size_t)row * a->each) == 0) {
+            a->taken[row] = 1;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+void sl__batch_dest_place(sl__batch_dest *d, uint64_t index, sl_element *e)
+{
+    for (int k = 0; k < e->count; k++) {
+        sl_tensor *t = &e->tensors[k], v;
+        /* Small tensors stay where they are: a lookup under the lock costs more than batch's
+         * copy of them (range | map(identity) | batch(256): 665 -> 1,042 instructions per
+         * element when its 8-byte values were placed). A tensor already in its row finds the
+         * row taken and stays too. */
+        if (!t->data || sl_tensor_nbytes(t) < SL__DEST_PLACE_MIN ||
+            sl__batch_dest_alloc(d, index, e->names[k], t->dtype, t->rank, t->shape, &v) != 0)
+            continue;
+        memcpy(v.data, t->data, sl_tensor_nbytes(t));
+        sl_tensor_release(t);
+        *t = v;
+    }
+}
+
+void sl__batch_dest_skipped(sl__batch_dest *d)
+{
+    pthread_mutex_lock(&d->mu);
+    d->offset--;
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Field k of the batch at stream position `start` as the arena's tensor, when every one of the
+ * n elements sits in its own row (1), else 0 (stack by copying). Either way the arenas of this
+ * batch and earlier ones are dropped once the last field is done (last = 1). */
+static int take_arena(sl__batch_dest *d, uint64_t start, const sl_element *pending, int64_t n,
+                      int k, int last, sl_tensor *out)
+{
+    const sl_tensor *t0 = &pending[0].tensors[k];
+    const uint64_t batch = start / (uint64_t)d->size;
+    int ok = 0;
+    pthread_mutex_lock(&d->mu);
+    const dest_arena *a =
+        start % (uint64_t)d->size == 0 ? find_arena(d, batch, pending[0].names[k]) : NULL;
+    if (a && same_type(a, t0->dtype, t0->rank, t0->shape)) {
+        const uint8_t *base = sl_buffer_data(a->buf);
+        ok = 1;
+        for (int64_t i = 0; ok && i < n; i++)
+            ok = pending[i].tensors[k].buffer == a->buf &&
+                 pending[i].tensors[k].data == base + (size_t)i * a->each;
+        int64_t shape[SL_TENSOR_MAX_RANK];
+        shape[0] = n;
+        memcpy(shape + 1, t0->shape, (size_t)t0->rank * sizeof *shape);
+        if (ok && sl_tensor_view(out, t0->dtype, t0->rank + 1, shape, a->buf, 0) != 0)
+            ok = 0;
+    }
+    if (last) {
+        if (batch + 1 > d->done)
+            d->done = batch + 1;
+        for (int i = 0; i < DEST_ARENAS; i++) {
+            dest_arena *e = &d->arenas[i];
+            if (e->used && e->batch < d->done) {
+                sl_buffer_release(e->buf);
+                e->buf = NULL;
+                e->used = 0;
+            }
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return ok;
 }
 
 /* Checks that e matches the first element of the batch (names, dtypes, shapes). */
@@ -87,7 +267,8 @@ static int same_layout(batch_stage *b, const sl_element *first, const sl_element
     return 0;
 }
 
-static int stack(batch_stage *b, sl_element *pending, int64_t n, sl_element *out)
+/* start: the stream position of pending[0] (for the fused map's destination). */
+static int stack(batch_stage *b, sl_element *pending, int64_t n, uint64_t start, sl_element *out)
 {
     const sl_element *first = &pending[0];
     for (int k = 0; k < first->count; k++) {
@@ -96,6 +277,11 @@ static int stack(batch_stage *b, sl_element *pending, int64_t n, sl_element *out
             return sl__stage_fail(&b->base, SL_ERR_UNSUPPORTED,
                                   "tensor \"%s\" has rank %d: batching exceeds the maximum rank",
                                   first->names[k], t0->rank);
+        sl_tensor whole;
+        if (b->dest && take_arena(b->dest, start, pending, n, k, k + 1 == first->count, &whole)) {
+            sl_element_push(out, first->names[k], &whole);
+            continue;
+        }
         int64_t shape[SL_TENSOR_MAX_RANK];
         shape[0] = n;
         memcpy(shape + 1, t0->shape, (size_t)t0->rank * sizeof *shape);
@@ -244,6 +430,7 @@ static int batch_next(sl__stage *s, sl_element *out)
         return SL_EOF;
     int64_t n = 0;
     int rc = 0;
+    const uint64_t start = b->index;
     while (n < p->size) {
         rc = sl__stage_next(b->input, &b->pending[n]);
         if (rc)
@@ -258,7 +445,7 @@ static int batch_next(sl__stage *s, sl_element *out)
     if (rc == SL_EOF)
         b->ended = 1;
     if (rc == 0 || (rc == SL_EOF && n > 0 && !p->drop_remainder))
-        rc = p->padded ? stack_padded(b, b->pending, n, out) : stack(b, b->pending, n, out);
+        rc = p->padded ? stack_padded(b, b->pending, n, out) : stack(b, b->pending, n, start, out);
     for (int64_t i = 0; i < n; i++)
         sl_element_release(&b->pending[i]);
     if (rc && rc != SL_EOF)
@@ -277,6 +464,28 @@ static int batch_save(sl__stage *s, sl__state_writer *w)
 static const sl__stage_ops batch_stage_ops = {batch_next, batch_cancel, batch_close, NULL,
                                               batch_save};
 
+/* Gives the input map a destination when it is one that can take it; a failure here only
+ * leaves the pair unfused. */
+static void fuse_with_map(batch_stage *b, int64_t size)
+{
+    sl__batch_dest *d = sl_calloc(1, sizeof *d);
+    if (!d)
+        return;
+    pthread_mutex_init(&d->mu, NULL);
+    d->size = size;
+    uint64_t index;
+    if (sl__map_attach_dest(b->input, d, &index) != 0) {
+        pthread_mutex_destroy(&d->mu);
+        sl_free(d);
+        return;
+    }
+    /* b->index counts the elements consumed, so the next batch starts there; the map has not
+     * started yet, so nothing reads offset before this store. */
+    d->offset = (int64_t)b->index - (int64_t)index;
+    d->done = b->index / (uint64_t)size;
+    b->dest = d;
+}
+
 static int batch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
                       sl__stage **out)
 {
@@ -294,6 +503,8 @@ static int batch_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__st
         batch_close(&b->base);
         return rc;
     }
+    if (!p->padded && atomic_load_explicit(&sl__map_batch_fusion, memory_order_relaxed))
+        fuse_with_map(b, p->size);
     *out = &b->base;
     return 0;
 }

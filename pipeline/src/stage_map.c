@@ -19,6 +19,11 @@
  * The RNG handed to a function is keyed by (stage seed, epoch, input index): the same draws for
  * an element whatever thread runs it.
  *
+ * Fused with a batch (engine_internal.h, `dest`): the function is offered its output's row of
+ * the batch being assembled (sl_map_ctx.alloc), and whatever output it allocated itself is
+ * copied into its row right after it returns, on the same worker; a skip tells the destination
+ * that later elements move up one row. Random access (`get`) never writes into a batch.
+ *
  * Counters (parallel mode, engine_internal.h): a worker reads the clock once at the start and
  * once at the end of its drain, however many elements it runs; the consumer times the elements
  * it runs itself (only when it would otherwise sleep) and its waits; the runner times its waits
@@ -91,6 +96,9 @@ typedef struct map_stage {
     uint64_t handed;            /* results handed out; guarded by mu */
     int wake_batch;             /* results to collect before the consumer is woken */
     sl__node_stats *ns;         /* parallel: the node's counters (NULL outside an iterator) */
+    /* map -> batch fusion (engine_internal.h): the batch reading this map owns it; set before
+     * the first `next` (so before the runner and any worker start), read-only after. */
+    sl__batch_dest *dest;
 } map_stage;
 
 static const map_params *params_of(const sl__stage *s)
@@ -103,20 +111,30 @@ static void make_ctx(const map_stage *m, uint64_t index, sl_map_ctx *c)
     c->index = index;
     c->epoch = m->base.epoch;
     sl_rng_init(&c->rng, m->seed, m->base.epoch, index);
+    c->alloc = NULL; /* apply() offers the batch's rows when there is one */
+    c->alloc_user = NULL;
 }
 
-/* Runs the function on one element; on error, err holds the reason. */
-static int apply(map_stage *m, uint64_t index, sl_element *in, sl_element *out, char *err)
+/* Runs the function on one element; on error, err holds the reason. dest: the batch
+ * destination when the element goes on to the fused batch (not for random access). */
+static int apply(map_stage *m, uint64_t index, sl_element *in, sl_element *out, char *err,
+                 sl__batch_dest *dest)
 {
     const map_params *p = params_of(&m->base);
     sl_map_ctx c;
     make_ctx(m, index, &c);
+    if (dest) {
+        c.alloc = sl__batch_dest_alloc;
+        c.alloc_user = dest;
+    }
     err[0] = '\0';
     /* out is empty (all zero) by the stage contract: no 1.5 KB memset per element here. */
     const int rc = p->def.fn(p->def.user, &c, in, out, err, ERR_CAP);
     sl_element_release(in); /* whatever the function left behind */
     if (rc)
         sl_element_release(out);
+    else if (dest && sl__element_may_place(out))
+        sl__batch_dest_place(dest, index, out);
     return rc < 0 ? rc : 0;
 }
 
@@ -126,6 +144,8 @@ static int element_error(map_stage *m, uint64_t index, int rc, const char *err)
 {
     if (m->base.ctx->on_error == SL_ON_ERROR_SKIP && rc != SL_ERR_CANCELLED) {
         sl__ctx_count_skip(m->base.ctx);
+        if (m->dest)
+            sl__batch_dest_skipped(m->dest);
         return 1;
     }
     return sl__stage_fail(&m->base, rc, "element %llu%s%s", (unsigned long long)index,
@@ -145,7 +165,7 @@ static int map_next_sequential(sl__stage *s, sl_element *out)
             return rc;
         char err[ERR_CAP];
         const uint64_t index = m->next_index++;
-        const int frc = apply(m, index, in, out, err);
+        const int frc = apply(m, index, in, out, err, m->dest);
         if (frc == 0)
             return 0;
         const int e = element_error(m, index, frc, err);
@@ -210,7 +230,7 @@ static void run_pending(map_stage *m, int unordered)
 
     const int rc = sl__ctx_cancelled(m->base.ctx)
                        ? SL_ERR_CANCELLED
-                       : apply(m, slot->index, &slot->in, &slot->out, slot->err);
+                       : apply(m, slot->index, &slot->in, &slot->out, slot->err, m->dest);
 
     pthread_mutex_lock(&m->mu);
     slot->rc = rc;
@@ -540,7 +560,7 @@ static int map_get(sl__stage *s, uint64_t i, sl_element *out)
     SL_TRY(sl__stage_get(m->input, i, &in));
     memset(out, 0, sizeof *out); /* get's callers do not promise an empty element */
     char err[ERR_CAP];
-    const int rc = apply(m, i, &in, out, err);
+    const int rc = apply(m, i, &in, out, err, NULL);
     return rc ? sl__stage_fail(s, rc, "element %llu%s%s", (unsigned long long)i, err[0] ? ": " : "",
                                err)
               : 0;
@@ -614,6 +634,17 @@ static const sl__stage_ops map_parallel_ops = {map_next_parallel, map_cancel,   
                                                map_get,           parallel_save, parallel_seek};
 static const sl__stage_ops filter_stage_ops = {filter_next, map_cancel, map_close, NULL,
                                                sequential_save};
+
+int sl__map_attach_dest(sl__stage *s, sl__batch_dest *d, uint64_t *index)
+{
+    map_stage *m = (map_stage *)s;
+    if ((s->ops != &map_parallel_ops && s->ops != &map_sequential_ops) ||
+        params_of(s)->opts.unordered || m->runner_started)
+        return SL_ERR_INVAL;
+    m->dest = d;
+    *index = s->ops == &map_parallel_ops ? m->head : m->next_index;
+    return 0;
+}
 
 int sl__map_set_parallel(sl__stage *s, int parallel)
 {

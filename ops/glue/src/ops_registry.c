@@ -145,12 +145,23 @@ static int run_fused(const op *o, sl_map_ctx *ctx, sl_element *in, sl_element *o
     int k;
     SL_TRY(find_encoded(in, &k, err, errcap));
     const sl_tensor *src = &in->tensors[k];
+    /* The output where the engine wants it (a row of the batch a fused batch() assembles), so
+     * the pixels are written once; a fresh tensor otherwise. */
+    sl_dtype dt;
+    int64_t shape[3];
     sl_tensor img;
-    char why[SL_ERRMSG_CAP] = "";
-    const int rc = sl_image_decode_fused(src->data, (size_t)src->shape[0], &o->fused,
-                                         stream_of(ctx), &img, NULL, NULL, why, sizeof why);
+    int rc = sl_image_fused_out_type(&o->fused, &dt, shape);
+    if (rc == 0)
+        rc = sl_map_ctx_alloc(ctx, image_name, dt, 3, shape, &img);
     if (rc < 0)
+        return fail(in, rc, err, errcap, sl_strerror(rc));
+    char why[SL_ERRMSG_CAP] = "";
+    rc = sl_image_decode_fused_into(src->data, (size_t)src->shape[0], &o->fused, stream_of(ctx),
+                                    &img, NULL, NULL, why, sizeof why);
+    if (rc < 0) {
+        sl_tensor_release(&img);
         return fail(in, rc, err, errcap, why[0] ? why : sl_strerror(rc));
+    }
     replace(in, k, &img, out);
     return 0;
 }

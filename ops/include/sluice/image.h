@@ -229,6 +229,16 @@ typedef struct sl_image_fused_opts {
 int sl_image_decode_fused(const void *data, size_t len, const sl_image_fused_opts *opts,
                           sl_rng *rng, sl_tensor *out, sl_image_rect *crop_out, int *flipped_out,
                           char *err, size_t errcap);
+/* The dtype and shape sl_image_decode_fused gives for opts (rank 3); SL_ERR_INVAL for bad
+ * opts. */
+int sl_image_fused_out_type(const sl_image_fused_opts *opts, sl_dtype *dtype, int64_t shape[3]);
+/* sl_image_decode_fused into a tensor the caller provides (e.g. a row of a batch being
+ * assembled, so the pixels are written once and never copied): dst must have the dtype and
+ * shape sl_image_fused_out_type gives (else SL_ERR_INVAL) and stays the caller's; on success
+ * every byte of it is written, and the pixels equal sl_image_decode_fused's for the same rng. */
+int sl_image_decode_fused_into(const void *data, size_t len, const sl_image_fused_opts *opts,
+                               sl_rng *rng, const sl_tensor *dst, sl_image_rect *crop_out,
+                               int *flipped_out, char *err, size_t errcap);
 
 /* ---- encode ------------------------------------------------------------------------------- */
 

@@ -112,11 +112,37 @@ int sl_dataset_choose_from(sl_dataset **out, sl_dataset *const *inputs, int n, s
  * input stream, the epoch, and a counter-based RNG keyed by (seed, epoch, index), identical for
  * every thread count and after a restore. Functions draw from ctx->rng in place: the
  * functions of one map(f, g, ...) get the same context in turn, so g continues f's stream. */
-typedef struct sl_map_ctx {
+typedef struct sl_map_ctx sl_map_ctx;
+
+/* Where a map function's output tensor may go: a tensor of exactly this dtype and shape whose
+ * data the function must write in full (it is uninitialised), e.g. a row of the batch that a
+ * following batch() is assembling. Returns 0 with *out filled, or nonzero when the engine has
+ * no destination for it (the caller then allocates its own). */
+typedef int (*sl_map_alloc_fn)(void *user, uint64_t index, const char *name, sl_dtype dtype,
+                               int rank, const int64_t *shape, sl_tensor *out);
+
+struct sl_map_ctx {
     uint64_t index;
     uint64_t epoch;
     sl_rng rng;
-} sl_map_ctx;
+    /* Optional (NULL: none). Only the last function of a map(f, g, ...) gets it: earlier
+     * functions' outputs are inputs of the next, not the map's output. */
+    sl_map_alloc_fn alloc;
+    void *alloc_user;
+};
+
+/* A tensor for the map function's output tensor `name`: the engine's destination when it
+ * offers one (no copy later), else a fresh sl_tensor_alloc. Release it on failure as usual. A
+ * function that allocates its outputs itself keeps working: the engine copies them where they
+ * go. */
+static inline int sl_map_ctx_alloc(const sl_map_ctx *ctx, const char *name, sl_dtype dtype,
+                                   int rank, const int64_t *shape, sl_tensor *out)
+{
+    if (ctx && ctx->alloc &&
+        ctx->alloc(ctx->alloc_user, ctx->index, name, dtype, rank, shape, out) == 0)
+        return 0;
+    return sl_tensor_alloc(out, dtype, rank, shape);
+}
 
 /* A map function: consumes *in (it must release or move every tensor of it) and fills *out.
  * Returns 0 or an error (the pipeline's error policy decides what happens then); it may write
