@@ -46,6 +46,8 @@ static void apply_all(sl__autotuner *t)
          * sequential, a ring that could not grow). */
         if (k->kind == SL_AUTOTUNE_MAP_PARALLEL)
             (void)sl__map_set_parallel(s, (int)k->value);
+        else if (k->kind == SL_AUTOTUNE_INTERLEAVE_PARALLEL)
+            (void)sl__interleave_set_parallel(s, (int)k->value);
         else
             (void)sl__prefetch_set_capacity(s, k->value);
     }

@@ -55,6 +55,45 @@ static int is_auto_prefetch(const sl_profile_stage *s)
     return strcmp(s->kind, "prefetch") == 0 && strstr(s->stage, "(auto)");
 }
 
+/* Whether the call `text` (name(arg, ...)) has `arg` among its own arguments, not inside a
+ * nested call or string: interleave's inner pipeline may hold a map(..., parallel=auto). */
+static int has_own_arg(const char *text, const char *arg)
+{
+    const size_t n = strlen(arg);
+    int depth = 0, quoted = 0;
+    for (const char *p = text; *p; p++) {
+        if (quoted) {
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == '"')
+                quoted = 0;
+        } else if (*p == '"') {
+            quoted = 1;
+        } else if (*p == '(' || *p == '[') {
+            depth++;
+        } else if (*p == ')' || *p == ']') {
+            depth--;
+        } else if (depth == 1 && (p[-1] == ',' || p[-1] == ' ') && strncmp(p, arg, n) == 0 &&
+                   (p[n] == ',' || p[n] == ')')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int is_auto_interleave(const sl_profile_stage *s)
+{
+    return strcmp(s->kind, "interleave") == 0 && s->parallel > 0 &&
+           has_own_arg(s->stage, "parallel=auto");
+}
+
+/* Knobs that set a number of threads at work (a map's workers, an interleave's runners): they
+ * share the CPU budget and follow the same rules. */
+static int counts_threads(const sl_autotune_knob *k)
+{
+    return k->kind == SL_AUTOTUNE_MAP_PARALLEL || k->kind == SL_AUTOTUNE_INTERLEAVE_PARALLEL;
+}
+
 int sl_autotune_init(sl_autotune_state *st, const sl_profile_snapshot *s, sl_autotune_decision *out)
 {
     memset(st, 0, sizeof *st);
@@ -64,6 +103,9 @@ int sl_autotune_init(sl_autotune_state *st, const sl_profile_snapshot *s, sl_aut
         sl_autotune_knob *k = &st->knobs[st->nknobs];
         if (is_auto_map(g)) {
             *k = (sl_autotune_knob){.kind = SL_AUTOTUNE_MAP_PARALLEL, .stage = i, .value = 1};
+        } else if (is_auto_interleave(g)) {
+            *k =
+                (sl_autotune_knob){.kind = SL_AUTOTUNE_INTERLEAVE_PARALLEL, .stage = i, .value = 1};
         } else if (is_auto_prefetch(g)) {
             *k = (sl_autotune_knob){
                 .kind = SL_AUTOTUNE_PREFETCH, .stage = i, .value = g->slots > 0 ? g->slots : 1};
@@ -95,7 +137,7 @@ static reading read_stage(const sl_profile_stage *p, const sl_profile_stage *n, 
     const uint64_t elements = delta(n->elements, p->elements);
     if (samples >= MIN_SAMPLES)
         r.workers = (double)delta(n->workers_sum, p->workers_sum) / (double)samples;
-    if (strcmp(n->kind, "map") == 0) {
+    if (strcmp(n->kind, "map") == 0 || strcmp(n->kind, "interleave") == 0) {
         /* A consumer with nothing ready runs pending elements itself rather than sleep: that
          * time is as much a sign of a short map as a wait, and is work done. */
         const double helped = (double)delta(n->helped_ns, p->helped_ns);
@@ -116,7 +158,7 @@ static int64_t map_budget(const sl_autotune_state *st, const sl_autotune_knob *k
 {
     int64_t others = 0;
     for (int i = 0; i < st->nknobs; i++)
-        if (&st->knobs[i] != k && st->knobs[i].kind == SL_AUTOTUNE_MAP_PARALLEL)
+        if (&st->knobs[i] != k && counts_threads(&st->knobs[i]))
             others += st->knobs[i].value;
     return SL_MAX((int64_t)1, (int64_t)threads - others);
 }
@@ -166,7 +208,7 @@ int sl_autotune_step(sl_autotune_state *st, const sl_profile_snapshot *prev,
     int enough = produced >= MIN_ELEMENTS;
     for (int i = 0; i < st->nknobs && enough; i++) {
         const int g = st->knobs[i].stage;
-        if (st->knobs[i].kind == SL_AUTOTUNE_MAP_PARALLEL &&
+        if (counts_threads(&st->knobs[i]) &&
             delta(now->stages[g].elements, prev->stages[g].elements) > 0 &&
             delta(now->stages[g].fill_samples, prev->stages[g].fill_samples) < MIN_SAMPLES)
             enough = 0;
@@ -200,7 +242,7 @@ int sl_autotune_step(sl_autotune_state *st, const sl_profile_snapshot *prev,
     for (int i = 0; i < st->nknobs; i++) {
         sl_autotune_knob *k = &st->knobs[i];
         const reading *r = &rd[i];
-        if (k->kind == SL_AUTOTUNE_MAP_PARALLEL) {
+        if (counts_threads(k)) {
             const double util = r->workers >= 0 ? r->workers / (double)k->value : -1;
             const int64_t cap = map_budget(st, k, threads);
             if (next[i] > cap) {

@@ -13,11 +13,13 @@
  * Threads. The outer input is read, and inner streams are built and opened, on the thread that
  * calls `next` (the consumer). With parallel = 1 the consumer also reads the inner streams. With
  * parallel = P > 1 (auto: min(cycle_length, CPU budget)) P coordinator threads ("sl-interleave")
- * read ahead: runner t serves the slots k with k % P == t, pulling each open slot's stream into
- * that slot's ring of `ring_cap` elements. The consumer still walks the slots in the order
- * above, so the output is the same for any P and any timing; ordered=false lets the consumer take
- * an element from any slot that has one ready when the current slot has none (not
- * checkpointable).
+ * read ahead: runner t serves the slots k with k % A == t, pulling each open slot's stream into
+ * that slot's ring of `ring_cap` elements. A (`active`) is P for a fixed parallel; with
+ * parallel=auto all P threads start but A starts at 1 and AUTOTUNE moves it within 1..P
+ * (sl__interleave_set_parallel): runners t >= A sleep, and slot ownership follows A. The consumer
+ * still walks the slots in the order above, so the output is the same for any P and any timing;
+ * ordered=false lets the consumer take an element from any slot that has one ready when the current
+ * slot has none (not checkpointable).
  *
  * Locking: `mu` guards every slot's `inner` pointer (cancel reads it from any thread), the rings
  * (head, count), busy/ended/end_rc, and stop. A runner takes a slot under mu (busy = 1) and calls
@@ -40,6 +42,7 @@
 
 #include "engine_internal.h"
 #include "sluice/alloc.h"
+#include "sluice/clock.h"
 
 enum { MAX_CYCLE = 1024, MAX_RING = 64, ERR_CAP = 256 };
 
@@ -84,7 +87,10 @@ typedef struct interleave_stage {
     int outer_snapshots;  /* the outer chain is checkpointable: snapshot it before each pull */
 
     int nrunners; /* 0: sequential */
+    int active;   /* guarded by mu: runners serving slots, 1..nrunners */
     int ring_cap;
+    sl__node_stats *ns; /* counters (parallelism, waits, runners busy), or NULL */
+    uint64_t handed;    /* consumer-only: elements handed out, for sampling */
     pthread_t *runners; /* (nrunners) */
     int started;        /* runners started */
     pthread_mutex_t mu;
@@ -110,7 +116,9 @@ static const interleave_params *ip(const sl__stage *s)
 static slot *pick_slot(interleave_stage *x, int t)
 {
     slot *best = NULL;
-    for (int64_t k = t; k < x->ncycle; k += x->nrunners) {
+    if (t >= x->active)
+        return NULL;
+    for (int64_t k = t; k < x->ncycle; k += x->active) {
         slot *sl = &x->slots[k];
         if (sl->inner && !sl->ended && !sl->busy && sl->count < x->ring_cap &&
             (!best || sl->count < best->count))
@@ -185,9 +193,17 @@ static int start_runners(interleave_stage *x)
     return 0;
 }
 
-/* Pops slot k's oldest buffered element. Called with mu held and count > 0. */
+/* Pops slot k's oldest buffered element. Called with mu held and count > 0. Every
+ * SL__SAMPLE_EVERY elements it samples how many runners are inside a stream. */
 static void pop(interleave_stage *x, slot *sl, sl_element *out)
 {
+    if (x->ns && ++x->handed % SL__SAMPLE_EVERY == 0) {
+        uint64_t busy = 0;
+        for (int64_t k = 0; k < x->ncycle; k++)
+            busy += (uint64_t)x->slots[k].busy;
+        sl__stat_add(&x->ns->workers_sum, busy);
+        sl__stat_add(&x->ns->fill_samples, 1);
+    }
     *out = sl->ring[sl->head];
     memset(&sl->ring[sl->head], 0, sizeof *out);
     if (sl->snapshots)
@@ -230,7 +246,11 @@ static int take(interleave_stage *x, int64_t k, sl_element *out, int64_t *from)
                 return 0;
             }
         }
+        /* clock reads only around a wait that sleeps anyway */
+        const uint64_t t0 = x->ns ? sl_clock_ns() : 0;
         pthread_cond_wait(&x->consumer_cv, &x->mu);
+        if (x->ns)
+            sl__stat_add(&x->ns->wait_ns, sl_clock_ns() - t0);
     }
 }
 
@@ -494,6 +514,22 @@ static int restore(interleave_stage *x, sl__state_reader *st)
     return 0;
 }
 
+int sl__interleave_set_parallel(sl__stage *s, int parallel)
+{
+    if (s->ops->next != interleave_next || parallel < 1)
+        return SL_ERR_INVAL;
+    interleave_stage *x = (interleave_stage *)s;
+    if (!x->nrunners)
+        return SL_ERR_INVAL; /* opened sequential: no runner threads */
+    pthread_mutex_lock(&x->mu);
+    x->active = SL_MIN(parallel, x->nrunners);
+    if (x->ns)
+        atomic_store_explicit(&x->ns->parallel, x->active, memory_order_relaxed);
+    pthread_cond_broadcast(&x->runner_cv);
+    pthread_mutex_unlock(&x->mu);
+    return 0;
+}
+
 static const sl__stage_ops interleave_stage_ops = {interleave_next, interleave_cancel,
                                                    interleave_close, NULL, interleave_save};
 
@@ -512,6 +548,9 @@ static int interleave_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, s
     pthread_cond_init(&x->runner_cv, NULL);
     const int64_t want = p->parallel == SL_PARALLEL_AUTO ? ctx->threads : p->parallel;
     x->nrunners = want > 1 || p->unordered ? (int)SL_MIN(SL_MAX(want, 1), x->ncycle) : 0;
+    x->active = p->parallel == SL_PARALLEL_AUTO ? SL_MIN(1, x->nrunners) : x->nrunners;
+    if ((x->ns = sl__ctx_node_stats(ctx, ds)) != NULL)
+        atomic_store_explicit(&x->ns->parallel, x->active, memory_order_relaxed);
     /* A block's worth ahead per slot (at least two, so a runner works while one is taken),
      * bounded so a long block_length does not hold a file's worth of elements. */
     x->ring_cap = (int)SL_MIN(SL_MAX(x->block_length, 2), MAX_RING);

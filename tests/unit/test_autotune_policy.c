@@ -95,7 +95,8 @@ static void sim_advance(sim *m)
 static void apply(sim *m, const sl_autotune_decision *d)
 {
     for (int i = 0; i < d->n; i++) {
-        if (d->set[i].kind == SL_AUTOTUNE_MAP_PARALLEL) {
+        if (d->set[i].kind == SL_AUTOTUNE_MAP_PARALLEL ||
+            d->set[i].kind == SL_AUTOTUNE_INTERLEAVE_PARALLEL) {
             assert_int_equal(d->set[i].stage, m->map);
             m->parallel = d->set[i].value;
         } else {
@@ -161,6 +162,47 @@ static void test_map_bound_climbs_to_the_cpu_budget(void **state)
     run(&m, &st, &lim, 12, &max_parallel);
     assert_int_equal(m.parallel, 8);
     assert_int_equal(max_parallel, 8); /* never past the budget */
+}
+
+/* An interleave's runners are its workers: only its own parallel=auto makes it a knob (not an
+ * auto map inside its inner pipeline), and it starts at one runner. */
+static void test_init_finds_auto_interleave(void **state)
+{
+    sl_profile_snapshot s = {.threads = 4};
+    set_stage(&s, 0,
+              "interleave(range($value) | map(f, parallel=auto), cycle_length=4, parallel=2)",
+              "interleave", -1, 0);
+    s.stages[0].parallel = 2;
+    set_stage(&s, 1, "interleave(records($path), cycle_length=4, parallel=auto, ordered=true)",
+              "interleave", 0, 0);
+    s.stages[1].parallel = 4;
+    set_stage(&s, 2, "files(\"*.sluice\")", "files", 1, 0);
+    sl_autotune_state st;
+    sl_autotune_decision d;
+    assert_int_equal(sl_autotune_init(&st, &s, &d), 1);
+    assert_int_equal(d.set[0].stage, 1);
+    assert_int_equal(d.set[0].kind, SL_AUTOTUNE_INTERLEAVE_PARALLEL);
+    assert_int_equal(d.set[0].value, 1);
+}
+
+/* Slow inner streams (1 ms an element on one runner) and a consumer waiting on them: the
+ * runners in use climb to the CPU budget as a map's workers would. */
+static void test_interleave_bound_climbs_to_the_cpu_budget(void **state)
+{
+    sim m;
+    sim_init(&m, 4, 0, 1e6, 1e3);
+    set_stage(&m.s, m.map, "interleave(records($path), cycle_length=8, parallel=auto)",
+              "interleave", -1, 0);
+    m.s.stages[m.map].parallel = 4;
+    sl_autotune_state st;
+    start(&m, &st, 1);
+    assert_int_equal(st.knobs[0].kind, SL_AUTOTUNE_INTERLEAVE_PARALLEL);
+    assert_int_equal(m.parallel, 1);
+    const sl_autotune_limits lim = {.threads = 4};
+    int64_t max_parallel = 0;
+    run(&m, &st, &lim, 12, &max_parallel);
+    assert_int_equal(m.parallel, 4);
+    assert_int_equal(max_parallel, 4);
 }
 
 static void test_source_bound_map_stays_at_one(void **state)
@@ -270,6 +312,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_finds_only_auto_knobs),
         cmocka_unit_test(test_map_bound_climbs_to_the_cpu_budget),
+        cmocka_unit_test(test_init_finds_auto_interleave),
+        cmocka_unit_test(test_interleave_bound_climbs_to_the_cpu_budget),
         cmocka_unit_test(test_source_bound_map_stays_at_one),
         cmocka_unit_test(test_source_bound_map_backs_off),
         cmocka_unit_test(test_climb_stops_where_the_rate_stops_rising),

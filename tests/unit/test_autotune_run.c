@@ -1,6 +1,7 @@
 /* AUTOTUNE on a running iterator: a map that sleeps (300 us per element, far costlier than its
  * range source and the consumer) written parallel=auto starts at 1 and is raised by the tuning
- * thread, and the output is exactly the deterministic one, in order. Sleeping, not spinning,
+ * thread, and the output is exactly the deterministic one, in order; likewise the runners of an
+ * interleave(parallel=auto) whose inner streams nap. Sleeping, not spinning,
  * keeps the test meaningful on a loaded 2-core machine. */
 #include "testutil.h"
 
@@ -72,10 +73,42 @@ static void test_auto_map_parallelism_rises_and_keeps_the_order(void **state)
     sl_dataset_release(ds);
 }
 
+/* interleave(parallel=auto) over four streams of napping elements: it opens with one runner
+ * in use, the tuner raises it, and the round-robin order stays exact. */
+static void test_auto_interleave_runners_rise_and_keep_the_order(void **state)
+{
+    sl_dataset *ds =
+        build("range(4) | interleave(range($value, 3000, 4) | map(nap), cycle_length=4, "
+              "parallel=auto)");
+    sl_iter *it;
+    assert_int_equal(sl_iter_open(&it, ds, &(sl_iter_options){.threads = 4}), 0);
+    int chosen = 0;
+    for (int i = 0; i < N; i++) {
+        sl_element e;
+        assert_int_equal(sl_iter_next(it, &e), 0);
+        assert_int_equal(*(const int64_t *)e.tensors[0].data, (int64_t)i * 7 + 1);
+        sl_element_release(&e);
+        if (i % 100 == 99) {
+            sl_profile_snapshot s;
+            sl_iter_profile(it, &s);
+            assert_string_equal(s.stages[0].kind, "interleave");
+            chosen = SL_MAX(chosen, s.stages[0].parallel);
+            assert_true(s.stages[0].parallel <= 4);
+        }
+    }
+    sl_element e;
+    assert_int_equal(sl_iter_next(it, &e), SL_EOF);
+    if (chosen <= 1)
+        fail_msg("the tuner never raised the interleave above %d runner(s)", chosen);
+    sl_iter_close(it);
+    sl_dataset_release(ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auto_map_parallelism_rises_and_keeps_the_order),
+        cmocka_unit_test(test_auto_interleave_runners_rise_and_keep_the_order),
     };
     return cmocka_run_group_tests(tests, sl_test_leak_setup, sl_test_leak_teardown);
 }

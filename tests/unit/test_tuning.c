@@ -104,6 +104,34 @@ static void test_retuning_mid_stream_keeps_the_output(void **state)
     sl_dataset_release(ds);
 }
 
+/* An interleave's runners in use changed mid-stream (down to one, up to all, back to two): the
+ * round-robin order is exactly the sequential one. */
+static void test_interleave_runners_retuned_keep_the_output(void **state)
+{
+    enum { N = 2000 };
+    sl_dataset *ds = build("range(4) | interleave(range($value, 2000, 4) | map(jitter), "
+                           "cycle_length=4, parallel=4)");
+    sl_iter *it;
+    assert_int_equal(sl_iter_open(&it, ds, &(sl_iter_options){.threads = 4}), 0);
+    sl__ctx *ctx = sl__iter_ctx(it);
+    for (int i = 0; i < N; i++) {
+        if (i == 50 || i == 700 || i == 1400) {
+            pthread_mutex_lock(&ctx->mu);
+            sl__stage *x = sl__ctx_live_stage(ctx, "interleave");
+            assert_non_null(x);
+            assert_int_equal(sl__interleave_set_parallel(x, i == 50 ? 1 : i == 700 ? 9 : 2), 0);
+            assert_int_equal(sl__interleave_set_parallel(x, 0), SL_ERR_INVAL);
+            assert_int_equal(sl__map_set_parallel(x, 2), SL_ERR_INVAL);
+            pthread_mutex_unlock(&ctx->mu);
+        }
+        assert_int_equal(next_value(it), (int64_t)i * 7 + 1);
+    }
+    sl_element e;
+    assert_int_equal(sl_iter_next(it, &e), SL_EOF);
+    sl_iter_close(it);
+    sl_dataset_release(ds);
+}
+
 /* Buffers beyond the budget fail at open, naming the largest holder and its bytes; the same
  * pipeline opens under a larger budget. */
 static void test_memory_budget_is_checked_at_open(void **state)
@@ -131,6 +159,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counters_count_each_stage),
         cmocka_unit_test(test_retuning_mid_stream_keeps_the_output),
+        cmocka_unit_test(test_interleave_runners_retuned_keep_the_output),
         cmocka_unit_test(test_memory_budget_is_checked_at_open),
     };
     return cmocka_run_group_tests(tests, sl_test_leak_setup, sl_test_leak_teardown);

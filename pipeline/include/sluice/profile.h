@@ -153,15 +153,18 @@ int sl_iter_trace_write(sl_iter *it, const char *path);
  * idle (its input or its consumer is slower) backs off to the parallelism it uses. An auto
  * prefetch keeps its opened capacity, doubles (trial, as above) when the consumer waits on an
  * empty ring, and never holds more than its share of the memory budget (bytes per element x
- * capacity). A settled knob reopens
- * when its stage's cost per element changes more than 2x. interleave(parallel=auto) is not
- * tuned (its threads are fixed at open: no setter). */
+ * capacity). An interleave(parallel=auto) opens a runner thread per slot up to the CPU budget
+ * and starts with one in use; the policy moves the number in use like a map's parallelism
+ * (runners busy in their slots' streams are its workers, the consumer waiting for a slot's
+ * next element is its wait), sharing the CPU budget with the auto maps. A settled knob reopens
+ * when its stage's cost per element changes more than 2x. */
 enum { SL_AUTOTUNE_MAX_KNOBS = 16, SL_AUTOTUNE_INTERVAL_MS = 80 };
 #define SL_AUTOTUNE_GAIN 1.10
 
 typedef enum sl_autotune_kind {
-    SL_AUTOTUNE_MAP_PARALLEL = 1, /* a parallel map's worker tasks */
-    SL_AUTOTUNE_PREFETCH = 2,     /* a prefetch's capacity */
+    SL_AUTOTUNE_MAP_PARALLEL = 1,        /* a parallel map's worker tasks */
+    SL_AUTOTUNE_PREFETCH = 2,            /* a prefetch's capacity */
+    SL_AUTOTUNE_INTERLEAVE_PARALLEL = 3, /* an interleave's runner threads in use */
 } sl_autotune_kind;
 
 typedef struct sl_autotune_limits {
