@@ -1,7 +1,9 @@
 /*
  * `sluice train`: trains an mlp or cnn on a pipeline's batches (sluice/train.h) and prints the
  * end-of-run report: accuracy, images/s, step time split into data wait and compute, the
- * input-bound verdict and the pipeline stage that limits it.
+ * input-bound verdict and the pipeline stage that limits it. `--device` picks where the model
+ * lives: the CPU model, or a backend of sluice/cuda_loop.h (the CUDA device when this build has
+ * it; the hidden `cuda-emu`, its CPU emulator, is how tests run the device wiring without a GPU).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,10 +12,12 @@
 
 #include "cli.h"
 #include "sluice/alloc.h"
+#include "sluice/cuda_loop.h"
 #include "sluice/train.h"
 
 static const char usage_text[] =
-    "usage: sluice train --data PIPELINE [--val PIPELINE] --model cnn|mlp --device cpu\n"
+    "usage: sluice train --data PIPELINE [--val PIPELINE] --model cnn|mlp\n"
+    "                    [--device cpu|cuda [--precision fp32|bf16|fp16]]\n"
     "                    --steps N | --epochs E [--batch B] [--lr X] [--optimizer sgd|adamw]\n"
     "                    [--checkpoint DIR [--resume]] [--logdir DIR] [options] [engine flags]\n"
     "\n"
@@ -26,7 +30,9 @@ static const char usage_text[] =
     "      --data PIPELINE    the training pipeline (repeated for as many epochs as needed)\n"
     "      --val PIPELINE     held-out pipeline for evaluation (loss, accuracy)\n"
     "      --model M          cnn (default) or mlp\n"
-    "      --device D         cpu (cuda: not built yet)\n"
+    "      --device D         cpu (default) or cuda (the GPU: uint8 images are copied through\n"
+    "                         pinned double buffers and normalized on the device)\n"
+    "      --precision P      cuda only: fp32 (default), bf16, or fp16 (dynamic loss scaling)\n"
     "      --steps N          optimizer steps in all (a resumed run continues to N)\n"
     "      --epochs E         passes over the training pipeline (its length must be known)\n"
     "      --batch B          batch size to append to the pipelines\n"
@@ -112,6 +118,7 @@ int cmd_train(int argc, char **argv)
     cli_engine_flags f = {0};
     sl_train_config cfg = sl_train_defaults();
     const char *data = NULL, *val = NULL, *device = "cpu", *optimizer = "adamw";
+    const char *precision = NULL;
     uint64_t u = 0, batch = 0, gemm_threads = 1;
     double lr = -1, wd = -1, d = 0;
     int cosine = 0;
@@ -157,6 +164,13 @@ int cmd_train(int argc, char **argv)
         } else if (!strcmp(a, "--device")) {
             NEED_VALUE();
             device = v;
+        } else if (!strcmp(a, "--precision")) {
+            NEED_VALUE();
+            precision = v;
+        } else if (!strcmp(a, "--cpu-reference")) {
+            /* hidden, for tests: the CPU model's reference loops, which --device cuda-emu
+             * matches (the fast path's OpenBLAS sums in another order) */
+            cfg.cpu_reference = 1;
         } else if (!strcmp(a, "--optimizer")) {
             NEED_VALUE();
             if (strcmp(v, "sgd") && strcmp(v, "adamw"))
@@ -224,11 +238,17 @@ int cmd_train(int argc, char **argv)
 #undef NEED_U64
 #undef NEED_DOUBLE
     }
-    if (!strcmp(device, "cuda"))
-        return cli_fail("train", "--device cuda: the CUDA backend is not built yet (use --device "
-                                 "cpu)");
-    if (strcmp(device, "cpu"))
+    const int cuda = !strcmp(device, "cuda"), emu = !strcmp(device, "cuda-emu");
+    if (!cuda && !emu && strcmp(device, "cpu"))
         return cli_usage_error("train", "--device takes cpu or cuda");
+    sl_cuda_precision prec = SL_CUDA_FP32;
+    if (precision && !cuda && !emu)
+        return cli_usage_error("train", "--precision is for --device cuda (the CPU model trains "
+                                        "in fp32)");
+    if (precision && sl_cuda_precision_parse(precision, &prec) < 0)
+        return cli_usage_error("train", "--precision takes fp32, bf16 or fp16");
+    if (cfg.cpu_reference && (cuda || emu))
+        return cli_usage_error("train", "--cpu-reference is for --device cpu");
     if (!data)
         return cli_usage_error("train", "expected --data PIPELINE");
     if (!cfg.steps && !cfg.epochs)
@@ -251,6 +271,25 @@ int cmd_train(int argc, char **argv)
     int ret = CLI_OK;
     sl_dataset *tds = NULL, *vds = NULL;
     sl_trainer *t = NULL;
+    sl_train_backend be = {0};
+    if (cuda || emu) {
+        char berr[512] = "";
+        int brc = SL_ERR_UNSUPPORTED;
+#ifdef SL_HAVE_CUDA
+        brc = emu ? sl_cuda_emu_train_backend_open(&be, prec, berr, sizeof berr)
+                  : sl_cuda_train_backend_open(&be, prec, berr, sizeof berr);
+#else
+        if (emu)
+            brc = sl_cuda_emu_train_backend_open(&be, prec, berr, sizeof berr);
+        else
+            snprintf(berr, sizeof berr,
+                     "this sluice was built without the CUDA backend (CMake "
+                     "found no nvcc, or -DSL_CUDA=OFF)");
+#endif
+        if (brc < 0)
+            return cli_fail("train", "--device %s: %s", device, berr[0] ? berr : sl_strerror(brc));
+        cfg.backend = &be;
+    }
     char *ttext = with_batch(data, batch, 1), *vtext = val ? with_batch(val, batch, 0) : NULL;
     if (!ttext || (val && !vtext)) {
         ret = cli_fail("train", "out of memory");
@@ -275,7 +314,10 @@ int cmd_train(int argc, char **argv)
         ret = cli_fail("train", "%s", sl_trainer_errmsg(t));
         goto out;
     }
-    printf("trained:      %s on cpu, %" PRId64 " steps", cfg.model, r.steps);
+    printf("trained:      %s on %s", cfg.model, r.device);
+    if (cuda || emu)
+        printf(" (%s)", precision ? precision : "fp32");
+    printf(", %" PRId64 " steps", r.steps);
     if (r.start_step)
         printf(" (resumed at step %" PRId64 ")", r.start_step);
     if (r.epochs > 0)
@@ -302,6 +344,8 @@ int cmd_train(int argc, char **argv)
         printf("trace:        %s\n", cfg.trace_path);
 out:
     sl_trainer_close(t);
+    if (be.close)
+        be.close(be.user);
     sl_dataset_release(tds);
     sl_dataset_release(vds);
     sl_free(ttext);

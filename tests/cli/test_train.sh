@@ -1,8 +1,9 @@
 # sluice train: a cnn on a tiny generated shapes set (examples/make_shapes, converted with
 # `sluice convert DIR`) for a few dozen steps: exit 0, every report line, train.csv with a row
 # per log interval, an event file the independent Python reader parses, an atomic checkpoint a
-# --resume run continues from; the cnn's defaults learning the task; --trace; --device cuda
-# fails clearly; usage errors exit 2.
+# --resume run continues from; the cnn's defaults learning the task; --trace; the CUDA backend's
+# wiring through its emulator (same losses and checkpoint bytes as the CPU reference, exact
+# resume); --device cuda without a device fails clearly; usage errors exit 2.
 . "$(dirname "$0")/lib.sh"
 
 make_shapes=$(dirname "$SLUICE")/../examples/make_shapes
@@ -88,8 +89,103 @@ expect_output_has "trace:        trace.json"
 "$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(not d["traceEvents"])' \
   trace.json || fail "trace.json is not a Chrome trace with events"
 
-expect_exit 1 "$SLUICE" train --data "$data" --model cnn --device cuda --steps 5 --batch 8
-expect_output_has "CUDA backend is not built yet"
+# --- the CUDA backend's wiring, through its CPU emulator (--device cuda-emu, hidden) ---------
+# The emulator runs the same per-value bodies as the CPU model's reference loops (--cpu-reference,
+# hidden), so float32 training is the same arithmetic: every per-step loss in train.csv (printed
+# to 6 decimals) must agree to 1e-6, and the checkpoint (model, optimizer, iterator) must be the
+# same bytes. The default CPU path (OpenBLAS GEMMs, another summation order) differs in the 6th
+# decimal after a few steps, so it is not the comparison. Tiny inputs: 16x16, width 4, batch 4.
+"$make_shapes" tiny --per-class 6 --size 16 --seed 7 >/dev/null
+"$SLUICE" convert tiny -o tiny.sluice >/dev/null
+tdata='records("tiny.sluice") | global_shuffle(seed=1) | map(decode_jpeg, flip, normalize(imagenet)) | select("image", "label")'
+tval='records("tiny.sluice") | map(decode_jpeg, normalize(imagenet)) | select("image", "label")'
+tu8='records("tiny.sluice") | global_shuffle(seed=2) | map(decode_jpeg, flip) | select("image", "label")'
+tu8val='records("tiny.sluice") | map(decode_jpeg) | select("image", "label")'
+
+# same_losses A.csv B.csv: equal step columns, loss and val_loss within 1e-6
+same_losses() {
+  [ "$(wc -l <"$1")" = "$(wc -l <"$2")" ] || fail "$1 and $2 have different row counts"
+  paste -d, "$1" "$2" | tail -n +2 | awk -F, '
+    { n = NF / 2
+      if ($1 != $(n + 1)) { print "step " $1 " vs " $(n + 1); bad = 1 }
+      d = $2 - $(n + 2); if (d < 0) d = -d
+      if (d > 1e-6) { print "step " $1 ": loss " $2 " vs " $(n + 2); bad = 1 }
+      if ($6 != "" || $(n + 6) != "") { d = $6 - $(n + 6); if (d < 0) d = -d
+        if (d > 1e-6) { print "step " $1 ": val_loss " $6 " vs " $(n + 6); bad = 1 } } }
+    END { exit bad }' || fail "per-step losses differ: $1 vs $2"
+}
+
+# the cnn on float32 images (uploaded as they are), AdamW, an evaluation every 4 steps
+for dev in "cuda-emu" "cpu --cpu-reference"; do
+  d=${dev%% *}
+  expect_exit 0 "$SLUICE" train --data "$tdata" --val "$tval" --model cnn --width 4 --steps 8 \
+    --batch 4 --classes 4 --eval-every 4 --log-every 1 --logdir "l-$d" --checkpoint "c-$d" \
+    --seed 5 --threads 2 --device $dev
+done
+expect_output_has "trained:      cnn on cpu, 8 steps"
+same_losses l-cuda-emu/train.csv l-cpu/train.csv
+cmp c-cuda-emu/checkpoint.sltc c-cpu/checkpoint.sltc || fail "cuda-emu and cpu checkpoints differ"
+
+# the mlp on uint8 images (through the pinned feed, normalized by its kernel; the loop submits
+# batch k+1 before step k except before checkpoints and evaluations), SGD
+for dev in "cuda-emu" "cpu --cpu-reference"; do
+  d=${dev%% *}
+  expect_exit 0 "$SLUICE" train --data "$tu8" --val "$tu8val" --model mlp --hidden 16 --steps 9 \
+    --batch 4 --classes 4 --optimizer sgd --eval-every 4 --checkpoint-every 3 --log-every 1 \
+    --logdir "u-$d" --checkpoint "uc-$d" --threads 2 --device $dev
+done
+same_losses u-cuda-emu/train.csv u-cpu/train.csv
+cmp uc-cuda-emu/checkpoint.sltc uc-cpu/checkpoint.sltc || fail "cuda-emu and cpu mlp checkpoints differ"
+
+# cuda-emu report, and exact resume on uint8 input (the feed, its read-ahead and checkpoints
+# every 3 steps): 5 steps, then --resume to 10 == 10 steps straight (the checkpoint files bit for
+# bit; the step, loss, accuracy and lr columns of train.csv as printed)
+for run in "whole 10" "split 5" "split 10 --resume"; do
+  set -- $run
+  expect_exit 0 "$SLUICE" train --data "$tu8" --model cnn --width 4 --steps "$2" --batch 4 \
+    --classes 4 --checkpoint-every 3 --log-every 1 --logdir "r-$1" --checkpoint "r-$1" --seed 5 \
+    --threads 2 --device cuda-emu ${3:-}
+done
+expect_output_has "trained:      cnn on cuda-emu (fp32), 10 steps (resumed at step 5)"
+expect_output_has "= data wait "
+cmp r-whole/checkpoint.sltc r-split/checkpoint.sltc || fail "cuda-emu: 5 + 5 steps != 10 steps"
+[ "$(cut -d, -f1-4 r-whole/train.csv)" = "$(cut -d, -f1-4 r-split/train.csv)" ] ||
+  fail "cuda-emu: resumed losses differ (step,loss,accuracy,lr)"
+
+# fp16 resumes exactly too: the checkpoint keeps the dynamic loss scale (these tiny cnns
+# overflow at 65536 and skip their first steps, so a scale restarted there would skip again)
+for run in "whole 10" "split 5" "split 10 --resume"; do
+  set -- $run
+  expect_exit 0 "$SLUICE" train --data "$tu8" --model cnn --width 4 --steps "$2" --batch 4 \
+    --classes 4 --checkpoint-every 3 --log-every 1 --logdir "h-$1" --checkpoint "h-$1" --seed 5 \
+    --threads 2 --device cuda-emu --precision fp16 ${3:-}
+done
+expect_output_has "trained:      cnn on cuda-emu (fp16), 10 steps (resumed at step 5)"
+cmp h-whole/checkpoint.sltc h-split/checkpoint.sltc || fail "cuda-emu fp16: 5 + 5 steps != 10 steps"
+[ "$(cut -d, -f1-4 h-whole/train.csv)" = "$(cut -d, -f1-4 h-split/train.csv)" ] ||
+  fail "cuda-emu fp16: resumed losses differ"
+scale=$(od -A n -t f4 -j 12 -N 4 h-whole/checkpoint.sltc | tr -d ' ')
+awk -v s="$scale" 'BEGIN { exit !(s >= 1 && s < 65536) }' ||
+  fail "fp16 checkpoint: loss scale '$scale' (expected backed off below 65536)"
+
+# bf16 runs on the emulator and says so
+expect_exit 0 "$SLUICE" train --data "$tu8" --model mlp --hidden 16 --steps 2 --batch 4 \
+  --classes 4 --device cuda-emu --precision bf16
+expect_output_has "trained:      mlp on cuda-emu (bf16), 2 steps"
+
+# --device cuda with no device visible (hidden even on a GPU machine): one line naming why, exit 1
+CUDA_VISIBLE_DEVICES="" expect_exit 1 "$SLUICE" train --data "$tu8" --model mlp --device cuda \
+  --steps 5 --batch 4 --classes 4
+grep -qE '^sluice train: --device cuda: (no CUDA device: the CUDA runtime reports 0 devices|this sluice was built without the CUDA backend)' \
+  "$WORK/out" || { cat "$WORK/out" >&2; fail "--device cuda without a device"; }
+[ "$(wc -l <"$WORK/out")" = 1 ] || fail "--device cuda: expected one line: $(cat "$WORK/out")"
+expect_exit 2 "$SLUICE" train --data "$tu8" --model mlp --steps 5 --precision bf16
+expect_output_has "--precision is for --device cuda"
+expect_exit 2 "$SLUICE" train --data "$tu8" --model mlp --steps 5 --device cuda-emu --precision fp8
+expect_output_has "--precision takes fp32, bf16 or fp16"
+expect_exit 2 "$SLUICE" train --data "$tu8" --model mlp --steps 5 --device tpu
+expect_output_has "--device takes cpu or cuda"
+
 expect_exit 2 "$SLUICE" train --data "$data" --model cnn
 expect_output_has "expected --steps N or --epochs E"
 expect_exit 2 "$SLUICE" train --data "$data" --model resnet --steps 5

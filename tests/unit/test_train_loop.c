@@ -68,6 +68,7 @@ typedef struct losses {
     double loss[MAX_STEPS];
     int crash_after; /* write_hook: stop a checkpoint write once this many bytes are written */
     int hook_calls;
+    int crash_at; /* nth_write_crash: stop the crash_at-th checkpoint write (0: none) */
 } losses;
 
 static void record_step(void *user, int64_t step, double loss, int correct, int n)
@@ -422,6 +423,319 @@ static void test_epochs_need_a_known_length(void **state)
     sl_dataset_release(g);
 }
 
+/* ---- the backend interface (sl_train_backend), with a fake backend over the CPU model -------- */
+
+/* The same batches as make_data, as uint8 (B, H, W, C) images: what a backend's feed carries. */
+static sl_dataset *make_data_u8(uint64_t seed)
+{
+    sl_element el[NB];
+    sl_rng rng;
+    sl_rng_init(&rng, seed, 0, 0);
+    for (int b = 0; b < NB; b++) {
+        memset(&el[b], 0, sizeof el[b]);
+        sl_tensor x, y;
+        const int64_t xs[4] = {B, H, W, C}, ys[1] = {B};
+        assert_int_equal(sl_tensor_alloc(&x, SL_DTYPE_U8, 4, xs), 0);
+        assert_int_equal(sl_tensor_alloc(&y, SL_DTYPE_I64, 1, ys), 0);
+        uint8_t *px = x.data;
+        int64_t *py = y.data;
+        for (int i = 0; i < B; i++) {
+            const int k = (int)sl_rng_below(&rng, CLASSES);
+            py[i] = k;
+            for (int p = 0; p < H * W; p++)
+                for (int c = 0; c < C; c++)
+                    px[(i * H * W + p) * C + c] =
+                        (uint8_t)((c == k ? 180 : 60) + (int)sl_rng_below(&rng, 60));
+        }
+        assert_int_equal(sl_element_push(&el[b], "image", &x), 0);
+        assert_int_equal(sl_element_push(&el[b], "label", &y), 0);
+    }
+    sl_dataset *mem, *shuf;
+    assert_int_equal(sl_dataset_from_elements(&mem, el, NB), 0);
+    for (int b = 0; b < NB; b++)
+        sl_element_release(&el[b]);
+    assert_int_equal(sl_dataset_global_shuffle(&shuf, mem, 5, 1), 0);
+    sl_dataset_release(mem);
+    return shuf;
+}
+
+/* A backend that keeps the CPU model behind the table, with a two-slot feed in host memory that
+ * refuses what the CUDA feed refuses (a third slot, taking from an empty feed), so the loop's
+ * use of the interface is checked without the CUDA libraries (which link sl_trainer). */
+typedef struct fake_backend {
+    sl_model *m;
+    sl_optim *o;
+    float clip;
+    size_t per;
+    uint8_t *pix[2];
+    int32_t *lab[2];
+    int n[2];
+    int head, count; /* submitted batches waiting: slots head, head + 1 */
+    float *x;        /* the taken batch */
+    int32_t *y;
+    int submits, takes, creates;
+    int steps_read_ahead; /* steps that computed with the next batch already submitted */
+} fake_backend;
+
+static int fb_create(void *user, const sl_model_config *mc, const sl_optim_config *oc,
+                     float clip_norm, int u8)
+{
+    fake_backend *f = user;
+    assert_int_equal(u8, 1);
+    f->creates++;
+    char err[128];
+    assert_int_equal(sl_model_create(&f->m, mc, err, sizeof err), 0);
+    assert_int_equal(
+        sl_optim_create(&f->o, oc, sl_model_param_count(f->m), sl_model_decay_count(f->m)), 0);
+    f->clip = clip_norm;
+    f->per = (size_t)mc->in_c * (size_t)mc->in_h * (size_t)mc->in_w;
+    for (int s = 0; s < 2; s++) {
+        f->pix[s] = sl_malloc(f->per * (size_t)mc->max_batch);
+        f->lab[s] = sl_malloc(sizeof(int32_t) * (size_t)mc->max_batch);
+    }
+    f->x = sl_malloc(sizeof(float) * f->per * (size_t)mc->max_batch);
+    f->y = sl_malloc(sizeof(int32_t) * (size_t)mc->max_batch);
+    return 0;
+}
+
+static int fb_feed_slot(void *user, uint8_t **pixels, int32_t **labels)
+{
+    fake_backend *f = user;
+    if (f->count == 2)
+        return SL_ERR_INVAL;
+    const int s = (f->head + f->count) % 2;
+    *pixels = f->pix[s], *labels = f->lab[s];
+    return 0;
+}
+
+static int fb_feed_submit(void *user, int n)
+{
+    fake_backend *f = user;
+    assert_true(f->count < 2);
+    f->n[(f->head + f->count) % 2] = n;
+    f->count++;
+    f->submits++;
+    return 0;
+}
+
+static int fb_feed_next(void *user, const float **x, const int32_t **y, int *n)
+{
+    fake_backend *f = user;
+    if (f->count == 0)
+        return SL_EOF;
+    const int s = f->head, nb = f->n[s];
+    const size_t hw = (size_t)H * W;
+    for (int i = 0; i < nb; i++)
+        for (size_t p = 0; p < hw; p++)
+            for (int c = 0; c < C; c++)
+                f->x[((size_t)i * C + (size_t)c) * hw + p] =
+                    (float)f->pix[s][((size_t)i * hw + p) * C + (size_t)c] * (1.0f / 255.0f);
+    memcpy(f->y, f->lab[s], sizeof(int32_t) * (size_t)nb);
+    f->head = (f->head + 1) % 2;
+    f->count--;
+    f->takes++;
+    *x = f->x, *y = f->y, *n = nb;
+    return 0;
+}
+
+static double fb_feed_wait_seconds(void *user)
+{
+    (void)user;
+    return 0;
+}
+
+static int fb_upload(void *user, const float *x, const int32_t *y, int n, const float **dx,
+                     const int32_t **dy)
+{
+    (void)user, (void)x, (void)y, (void)n, (void)dx, (void)dy;
+    fail_msg("uint8 batches must go through the feed");
+    return SL_ERR_INVAL;
+}
+
+static int fb_step(void *user, const float *x, const int32_t *y, int n, float lr, int64_t step,
+                   double *loss, int *correct)
+{
+    fake_backend *f = user;
+    assert_true(f->count <= 1);
+    f->steps_read_ahead += f->count;
+    sl_model_zero_grad(f->m);
+    int rc = sl_model_forward(f->m, x, y, n, 1, loss, correct);
+    if (rc == 0)
+        rc = sl_model_backward(f->m, 1.0f);
+    if (rc == 0)
+        rc = sl_model_check_finite(f->m, step, *loss);
+    if (rc < 0)
+        return rc;
+    if (f->clip > 0)
+        sl_grad_clip_norm(sl_model_grads(f->m), sl_model_param_count(f->m), f->clip);
+    sl_optim_step(f->o, sl_model_params(f->m), sl_model_grads(f->m), lr);
+    return 0;
+}
+
+static int fb_eval(void *user, const float *x, const int32_t *y, int n, double *loss, int *correct)
+{
+    fake_backend *f = user;
+    return sl_model_forward(f->m, x, y, n, 0, loss, correct);
+}
+
+static int fb_save(void *user, uint8_t **out, size_t *len)
+{
+    fake_backend *f = user;
+    return sl_train_state_save(f->m, f->o, out, len);
+}
+
+static int fb_load(void *user, const uint8_t *data, size_t len)
+{
+    fake_backend *f = user;
+    return sl_train_state_load(f->m, f->o, data, len);
+}
+
+static const char *fb_errmsg(void *user)
+{
+    fake_backend *f = user;
+    return f->m ? sl_model_errmsg(f->m) : "";
+}
+
+static void fb_close(void *user)
+{
+    fake_backend *f = user;
+    sl_model_free(f->m);
+    sl_optim_free(f->o);
+    for (int s = 0; s < 2; s++) {
+        sl_free(f->pix[s]);
+        sl_free(f->lab[s]);
+    }
+    sl_free(f->x);
+    sl_free(f->y);
+}
+
+static sl_train_backend fake_table(fake_backend *f)
+{
+    memset(f, 0, sizeof *f);
+    const sl_train_backend be = {.device = "fake",
+                                 .user = f,
+                                 .create = fb_create,
+                                 .feed_slot = fb_feed_slot,
+                                 .feed_submit = fb_feed_submit,
+                                 .feed_next = fb_feed_next,
+                                 .feed_wait_seconds = fb_feed_wait_seconds,
+                                 .upload = fb_upload,
+                                 .step = fb_step,
+                                 .eval = fb_eval,
+                                 .save = fb_save,
+                                 .load = fb_load,
+                                 .errmsg = fb_errmsg,
+                                 .close = fb_close};
+    return be;
+}
+
+/* Runs a trainer over uint8 data, on the CPU model or on be. */
+static int run_u8(const sl_train_config *c, int with_val, sl_train_report *rep)
+{
+    sl_dataset *train = make_data_u8(3), *val = with_val ? make_data_u8(4) : NULL;
+    sl_trainer *t;
+    char cerr[256] = "";
+    assert_int_equal(sl_trainer_open(&t, c, train, val, cerr, sizeof cerr), 0);
+    sl_dataset_release(train);
+    sl_dataset_release(val);
+    const int rc = sl_trainer_run(t, rep);
+    sl_trainer_close(t);
+    return rc;
+}
+
+/* Through the table, with the feed read one batch ahead between checkpoints and evaluations:
+ * the same batches in the same order, so the CPU model behind it gives the CPU loop's losses
+ * bit for bit, and the report names the device. */
+static void test_backend_trains_like_the_cpu_loop(void **state)
+{
+    (void)state;
+    losses cpu = {0}, dev = {0};
+    sl_train_report rep;
+    sl_train_config c = base_config(&cpu);
+    c.steps = 14;
+    c.eval_every = 5;
+    assert_int_equal(run_u8(&c, 1, &rep), 0);
+    assert_string_equal(rep.device, "cpu");
+    const double cpu_val = rep.val_loss;
+
+    fake_backend f;
+    const sl_train_backend be = fake_table(&f);
+    c = base_config(&dev);
+    c.steps = 14;
+    c.eval_every = 5;
+    c.backend = &be;
+    assert_int_equal(run_u8(&c, 1, &rep), 0);
+    assert_string_equal(rep.device, "fake");
+    assert_int_equal(dev.n, 14);
+    for (int i = 0; i < 14; i++)
+        assert_memory_equal(&dev.loss[i], &cpu.loss[i], sizeof(double));
+    assert_memory_equal(&rep.val_loss, &cpu_val, sizeof(double));
+    assert_int_equal(f.creates, 1);
+    /* 14 training batches and 3 evaluations of 6 batches, each taken once */
+    assert_int_equal(f.submits, 14 + 3 * NB);
+    assert_int_equal(f.takes, 14 + 3 * NB);
+    /* batch k + 1 was submitted before step k, for k = 0..12 except before the evaluations
+     * after steps 5 and 10 */
+    assert_int_equal(f.steps_read_ahead, 11);
+    fb_close(&f);
+}
+
+/* Counts checkpoint writes (a write starts at byte 0) and stops the `crash_at`-th. */
+static int nth_write_crash(void *user, size_t written)
+{
+    losses *l = user;
+    if (written == 0)
+        l->hook_calls++;
+    return l->hook_calls == l->crash_at;
+}
+
+/* A run through the table that dies writing its checkpoint at step 12 resumes from the one at
+ * step 8 and continues exactly as an uninterrupted run: no batch read ahead is in a checkpoint. */
+static void test_backend_resumes_from_a_mid_run_checkpoint(void **state)
+{
+    (void)state;
+    char dir[256];
+    sl_test_fresh_subdir(dir, sizeof dir, "backend-resume");
+    losses whole = {0}, first = {0}, second = {0};
+    sl_train_report rep;
+    fake_backend f;
+    sl_train_backend be = fake_table(&f);
+    sl_train_config c = base_config(&whole);
+    c.steps = 16;
+    c.backend = &be;
+    assert_int_equal(run_u8(&c, 0, &rep), 0);
+    fb_close(&f);
+
+    be = fake_table(&f);
+    c = base_config(&first);
+    c.steps = 16;
+    c.backend = &be;
+    c.checkpoint_dir = dir;
+    c.checkpoint_every = 4;
+    c.write_hook = nth_write_crash;
+    first.crash_at = 3; /* the writes at steps 4 and 8 complete; the one at 12 does not */
+    assert_int_equal(run_u8(&c, 0, &rep), SL_ERR_CANCELLED);
+    assert_int_equal(first.n, 12);
+    fb_close(&f);
+
+    be = fake_table(&f);
+    c = base_config(&second);
+    c.steps = 16;
+    c.backend = &be;
+    c.checkpoint_dir = dir;
+    c.checkpoint_every = 4;
+    c.resume = 1;
+    assert_int_equal(run_u8(&c, 0, &rep), 0);
+    assert_int_equal(rep.start_step, 8);
+    assert_int_equal(second.n, 8);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(second.steps[i], 8 + i);
+        assert_memory_equal(&second.loss[i], &whole.loss[8 + i], sizeof(double));
+    }
+    assert_int_equal(f.steps_read_ahead, 6); /* steps 8..15 but those before 12 and 16 */
+    fb_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +749,8 @@ int main(void)
         cmocka_unit_test(test_verdict_thresholds),
         cmocka_unit_test(test_missing_tensor_is_named),
         cmocka_unit_test(test_epochs_need_a_known_length),
+        cmocka_unit_test(test_backend_trains_like_the_cpu_loop),
+        cmocka_unit_test(test_backend_resumes_from_a_mid_run_checkpoint),
     };
     return cmocka_run_group_tests(tests, sl_test_dir_setup, sl_test_dir_teardown);
 }

@@ -5,7 +5,14 @@
  *
  * Owns the trainer's datasets (references), the training iterator, the model and optimizer
  * (created on the first batch, whose shape they need), the float/int32 staging buffers for
- * inputs that are not already float32 NCHW, and the log writers.
+ * inputs that are not already float32 NCHW, and the log writers. With cfg.backend (the CUDA
+ * device or its emulator, sluice/cuda_loop.h) the model, optimizer and input buffers live in the
+ * backend instead, reached only through its table of functions: sl_trainer sits below the CUDA
+ * libraries, which link it. uint8 batches are copied into the backend feed's pinned slot and
+ * normalized there, float32 batches uploaded as they are. With uint8 inputs the loop submits
+ * batch k+1 to the feed before step k computes (read_ahead), except before a checkpoint, an
+ * evaluation or the last step, so the invariant below still holds wherever a checkpoint is
+ * taken.
  *
  * Invariants: `step` counts optimizer steps done and the iterator has returned exactly `step`
  * batches since the run began (repeat() makes epochs one stream), so a checkpoint taken between
@@ -14,12 +21,14 @@
  * so it changes nothing a checkpoint holds except the early-stopping counters, which are saved.
  *
  * Checkpoint file (little-endian), DIR/checkpoint.sltc:
- *   "SLCKPT1\0" | version u32 = 1 | reserved u32 | step i64 | best val loss f64 |
- *   bad evaluations i32 | reserved u32 | loop RNG 11 x u32 | state length u64 | iterator length
+ *   "SLCKPT1\0" | version u32 = 1 | loss scale f32 | step i64 | best val loss f64 |
+ *   bad evaluations i32 | loss scale clean steps i32 | loop RNG 11 x u32 | state length u64 |
+ *   iterator length
  *   u64 | sl_train_state_save bytes | sl_iter_save bytes | crc32c of everything before, u32.
  *
  * Threading: one thread drives a trainer; the pipelines have their own workers.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -48,8 +57,15 @@ struct sl_trainer {
     int64_t batches_per_epoch; /* -1 unknown */
     int64_t total_steps;
     sl_iter *it;
-    sl_model *model;
+    sl_model *model; /* the CPU model, or NULL with a backend */
     sl_optim *optim;
+    const sl_train_backend *be; /* NULL: the CPU model */
+    int created;                /* the model exists (on the CPU or in the backend) */
+    int u8_input;               /* the first batch's x was uint8: a backend's feed carries x */
+    uint64_t feed_compute_ns;   /* feed_next's host time that was not waiting for a copy */
+    int ahead;                  /* 1: the next step's batch is in the feed (or ahead_rc says why
+                                 * not): read_ahead */
+    int ahead_rc;               /* 0, SL_EOF, or the error (message in err) */
     int max_batch, in_c, in_h, in_w;
     float *xbuf;   /* staging for uint8 / non-float inputs: max_batch x C x H x W */
     int32_t *ybuf; /* labels as int32 */
@@ -58,6 +74,8 @@ struct sl_trainer {
     double best_val;
     int bad_evals;
     uint8_t *pending_state; /* a checkpoint's model/optimizer bytes, loaded on the first batch */
+    float pending_scale;    /* and its loss scale (0: none), given to a backend then */
+    int32_t pending_clean;
     size_t pending_len;
     FILE *csv;
     sl_tfevents *events;
@@ -129,6 +147,8 @@ int sl_trainer_open(sl_trainer **out, const sl_train_config *cfg, sl_dataset *tr
             "warmup_steps, decay_steps and clip_norm must not be negative");
     if (cfg->resume && !cfg->checkpoint_dir)
         BAD("resume: needs a checkpoint directory");
+    if (cfg->backend && cfg->cpu_reference)
+        BAD("cpu_reference: only for the CPU model (a backend is set)");
     const int64_t card = sl_dataset_cardinality(train);
     int64_t total = cfg->steps;
     if (total == 0) {
@@ -167,6 +187,7 @@ int sl_trainer_open(sl_trainer **out, const sl_train_config *cfg, sl_dataset *tr
     }
     sl_rng_init(&t->rng, cfg->seed, 0x747261696eULL /* "train" */, 0);
     t->best_val = INFINITY;
+    t->be = cfg->backend;
     *out = t;
     return 0;
 }
@@ -211,38 +232,137 @@ static int create_model(sl_trainer *t, const sl_tensor *x)
     mc.classes = t->cfg.classes;
     mc.max_batch = t->max_batch;
     mc.seed = t->cfg.seed;
-    mc.impl = SL_NN_FAST;
+    mc.impl = t->cfg.cpu_reference ? SL_NN_REFERENCE : SL_NN_FAST;
     mc.hidden = t->cfg.hidden, mc.width = t->cfg.width, mc.blocks = t->cfg.blocks;
     mc.pool = t->cfg.pool;
     mc.avg_pool = t->cfg.avg_pool;
-    char ebuf[256] = "";
-    int rc = sl_model_create(&t->model, &mc, ebuf, sizeof ebuf);
-    if (rc < 0)
-        return sl__errmsg_raw(&t->err, rc, "model: %s", ebuf);
-    rc = sl_optim_create(&t->optim, &t->cfg.optim, sl_model_param_count(t->model),
-                         sl_model_decay_count(t->model));
-    if (rc < 0)
-        return sl__errmsg_set(&t->err, rc, "optimizer");
-    const size_t per = (size_t)c * (size_t)h * (size_t)w;
-    t->xbuf = sl_malloc(sizeof(float) * per * (size_t)t->max_batch);
+    t->u8_input = x->dtype == SL_DTYPE_U8;
     t->ybuf = sl_malloc(sizeof(int32_t) * (size_t)t->max_batch);
-    if (!t->xbuf || !t->ybuf)
+    if (!t->ybuf)
         return sl__errmsg_set(&t->err, SL_ERR_NOMEM, "staging buffers");
-    if (t->pending_state) {
-        rc = sl_train_state_load(t->model, t->optim, t->pending_state, t->pending_len);
+    int rc;
+    if (t->be) {
+        rc = t->be->create(t->be->user, &mc, &t->cfg.optim, t->cfg.clip_norm, t->u8_input);
         if (rc < 0)
-            return sl__errmsg_raw(&t->err, rc, "checkpoint %s/%s: %s", t->cfg.checkpoint_dir,
-                                  ckpt_name, sl_model_errmsg(t->model));
+            return sl__errmsg_raw(&t->err, rc, "model on %s: %s", t->be->device,
+                                  t->be->errmsg(t->be->user));
+    } else {
+        char ebuf[256] = "";
+        rc = sl_model_create(&t->model, &mc, ebuf, sizeof ebuf);
+        if (rc < 0)
+            return sl__errmsg_raw(&t->err, rc, "model: %s", ebuf);
+        rc = sl_optim_create(&t->optim, &t->cfg.optim, sl_model_param_count(t->model),
+                             sl_model_decay_count(t->model));
+        if (rc < 0)
+            return sl__errmsg_set(&t->err, rc, "optimizer");
+        const size_t per = (size_t)c * (size_t)h * (size_t)w;
+        t->xbuf = sl_malloc(sizeof(float) * per * (size_t)t->max_batch);
+        if (!t->xbuf)
+            return sl__errmsg_set(&t->err, SL_ERR_NOMEM, "staging buffers");
+    }
+    t->created = 1;
+    if (t->pending_state) {
+        if (t->be) {
+            rc = t->be->load(t->be->user, t->pending_state, t->pending_len);
+            if (rc < 0)
+                return sl__errmsg_raw(&t->err, rc, "checkpoint %s/%s: %s", t->cfg.checkpoint_dir,
+                                      ckpt_name, t->be->errmsg(t->be->user));
+            if (t->pending_scale > 0 && t->be->loss_scale)
+                t->be->loss_scale(t->be->user, &t->pending_scale, &t->pending_clean, 1);
+        } else {
+            rc = sl_train_state_load(t->model, t->optim, t->pending_state, t->pending_len);
+            if (rc < 0)
+                return sl__errmsg_raw(&t->err, rc, "checkpoint %s/%s: %s", t->cfg.checkpoint_dir,
+                                      ckpt_name, sl_model_errmsg(t->model));
+        }
         sl_free(t->pending_state);
         t->pending_state = NULL;
     }
     return 0;
 }
 
+/* Copies labels of type ty into dst as int32, each checked to lie in [0, classes). */
+static int convert_labels(sl_trainer *t, const sl_tensor *ty, int32_t *dst, const char *what)
+{
+    for (int64_t i = 0; i < ty->shape[0]; i++) {
+        int64_t v;
+        if (ty->dtype == SL_DTYPE_I64)
+            v = ((const int64_t *)ty->data)[i];
+        else if (ty->dtype == SL_DTYPE_I32)
+            v = ((const int32_t *)ty->data)[i];
+        else
+            v = ((const uint8_t *)ty->data)[i];
+        if (v < 0 || v >= t->cfg.classes)
+            return sl__errmsg_set(&t->err, SL_ERR_RANGE,
+                                  "%s: label %lld of example %lld is not in [0, %d)", what,
+                                  (long long)v, (long long)i, t->cfg.classes);
+        dst[i] = (int32_t)v;
+    }
+    return 0;
+}
+
+/* Takes the oldest batch submitted to the backend's feed: normalized device input and labels.
+ * feed_next's host time other than its wait for the copy goes to t->feed_compute_ns, which the
+ * loop moves from data wait to compute. */
+static int backend_take(sl_trainer *t, const float **x, const int32_t **y, int *n, const char *what)
+{
+    const sl_train_backend *be = t->be;
+    const double w0 = be->feed_wait_seconds(be->user);
+    const uint64_t c0 = sl_clock_ns();
+    const int rc = be->feed_next(be->user, x, y, n);
+    const uint64_t c1 = sl_clock_ns();
+    const double waited_ns = (be->feed_wait_seconds(be->user) - w0) * 1e9;
+    if ((double)(c1 - c0) > waited_ns)
+        t->feed_compute_ns += c1 - c0 - (uint64_t)waited_ns;
+    if (rc < 0)
+        return sl__errmsg_raw(&t->err, rc, "%s: feed: %s", what, be->errmsg(be->user));
+    return 0;
+}
+
+/* A backend's inputs: uint8 copied into the feed's pinned slot and submitted (then, with take,
+ * taken back normalized), float uploaded as it is. */
+static int backend_batch(sl_trainer *t, const sl_tensor *tx, const sl_tensor *ty, int n,
+                         const float **x, const int32_t **y, int take, const char *what)
+{
+    const sl_train_backend *be = t->be;
+    int rc;
+    if ((tx->dtype == SL_DTYPE_U8) != t->u8_input)
+        return sl__errmsg_set(&t->err, SL_ERR_TYPE,
+                              "%s: x \"%s\" is %s but the first batch's was %s (the %s backend "
+                              "takes one input type per run)",
+                              what, t->cfg.x_name, t->u8_input ? "float32" : "uint8",
+                              t->u8_input ? "uint8" : "float32", be->device);
+    if (!t->u8_input) {
+        assert(take);
+        SL_TRY(convert_labels(t, ty, t->ybuf, what));
+        rc = be->upload(be->user, tx->data, t->ybuf, n, x, y);
+        if (rc < 0)
+            return sl__errmsg_raw(&t->err, rc, "%s: upload: %s", what, be->errmsg(be->user));
+        return 0;
+    }
+    uint8_t *pixels;
+    int32_t *labels;
+    rc = be->feed_slot(be->user, &pixels, &labels);
+    if (rc < 0)
+        return sl__errmsg_raw(&t->err, rc, "%s: feed: %s", what, be->errmsg(be->user));
+    SL_TRY(convert_labels(t, ty, labels, what));
+    memcpy(pixels, tx->data, (size_t)n * (size_t)t->in_c * (size_t)t->in_h * (size_t)t->in_w);
+    rc = be->feed_submit(be->user, n);
+    if (rc < 0)
+        return sl__errmsg_raw(&t->err, rc, "%s: feed: %s", what, be->errmsg(be->user));
+    if (!take)
+        return 0;
+    int got = 0;
+    SL_TRY(backend_take(t, x, y, &got, what));
+    assert(got == n);
+    return 0;
+}
+
 /* Points *x and *y at one batch's inputs (converting into the staging buffers when needed) and
- * sets *n; creates the model on the first batch. */
-static int prepare_batch(sl_trainer *t, const sl_element *e, const float **x, const int32_t **y,
-                         int *n, const char *what)
+ * sets *n; creates the model on the first batch. take = 0 (uint8 inputs to a backend only): the
+ * batch is submitted to the feed and left there, for a later backend_take. */
+static int prepare_batch_ex(sl_trainer *t, const sl_element *e, const float **x, const int32_t **y,
+                            int *n, int take, const char *what)
 {
     const sl_tensor *tx = sl_element_get(e, t->cfg.x_name), *ty = sl_element_get(e, t->cfg.y_name);
     if (!tx || !ty)
@@ -260,7 +380,7 @@ static int prepare_batch(sl_trainer *t, const sl_element *e, const float **x, co
         return sl__errmsg_set(&t->err, SL_ERR_TYPE,
                               "%s: y \"%s\" must be int64, int32 or uint8 (N) with N matching x",
                               what, t->cfg.y_name);
-    if (!t->model)
+    if (!t->created)
         SL_TRY(create_model(t, tx));
     const int64_t nb = tx->shape[0];
     int c, h, w;
@@ -278,6 +398,8 @@ static int prepare_batch(sl_trainer *t, const sl_element *e, const float **x, co
         return sl__errmsg_set(&t->err, SL_ERR_RANGE, "%s: batch of %lld examples (at most %d)",
                               what, (long long)nb, t->max_batch);
     *n = (int)nb;
+    if (t->be)
+        return backend_batch(t, tx, ty, *n, x, y, take, what);
     if (tx->dtype == SL_DTYPE_F32) {
         *x = tx->data;
     } else {
@@ -291,22 +413,15 @@ static int prepare_batch(sl_trainer *t, const sl_element *e, const float **x, co
                         (float)src[((size_t)i * hw + p) * (size_t)c + (size_t)k] * (1.0f / 255.0f);
         *x = t->xbuf;
     }
-    for (int64_t i = 0; i < nb; i++) {
-        int64_t v;
-        if (ty->dtype == SL_DTYPE_I64)
-            v = ((const int64_t *)ty->data)[i];
-        else if (ty->dtype == SL_DTYPE_I32)
-            v = ((const int32_t *)ty->data)[i];
-        else
-            v = ((const uint8_t *)ty->data)[i];
-        if (v < 0 || v >= t->cfg.classes)
-            return sl__errmsg_set(&t->err, SL_ERR_RANGE,
-                                  "%s: label %lld of example %lld is not in [0, %d)", what,
-                                  (long long)v, (long long)i, t->cfg.classes);
-        t->ybuf[i] = (int32_t)v;
-    }
+    SL_TRY(convert_labels(t, ty, t->ybuf, what));
     *y = t->ybuf;
     return 0;
+}
+
+static int prepare_batch(sl_trainer *t, const sl_element *e, const float **x, const int32_t **y,
+                         int *n, const char *what)
+{
+    return prepare_batch_ex(t, e, x, y, n, 1, what);
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------- */
@@ -335,9 +450,14 @@ static int save_checkpoint(sl_trainer *t)
 {
     uint8_t *state = NULL, *iblob = NULL, *buf = NULL;
     size_t slen = 0, ilen = 0;
-    int rc = sl_train_state_save(t->model, t->optim, &state, &slen);
+    int rc = t->be ? t->be->save(t->be->user, &state, &slen)
+                   : sl_train_state_save(t->model, t->optim, &state, &slen);
     if (rc < 0) {
-        sl__errmsg_set(&t->err, rc, "checkpoint: model state");
+        if (t->be)
+            sl__errmsg_raw(&t->err, rc, "checkpoint: model state on %s: %s", t->be->device,
+                           t->be->errmsg(t->be->user));
+        else
+            sl__errmsg_set(&t->err, rc, "checkpoint: model state");
         goto out;
     }
     rc = sl_iter_save(t->it, &iblob, &ilen);
@@ -353,14 +473,22 @@ static int save_checkpoint(sl_trainer *t)
     }
     uint8_t *p = buf;
     memcpy(p, ckpt_magic, 8), p += 8;
+    /* a backend's fp16 loss scale (0 and 0: none, as every checkpoint before it wrote in these
+     * two once-reserved fields) */
+    float ls_scale = 0;
+    int32_t ls_clean = 0;
+    if (t->be && t->be->loss_scale)
+        t->be->loss_scale(t->be->user, &ls_scale, &ls_clean, 0);
+    uint32_t ls_bits;
+    memcpy(&ls_bits, &ls_scale, 4);
     sl__store_u32le(p, CKPT_VERSION), p += 4;
-    sl__store_u32le(p, 0), p += 4;
+    sl__store_u32le(p, ls_bits), p += 4;
     sl__store_u64le(p, (uint64_t)t->step), p += 8;
     uint64_t bits;
     memcpy(&bits, &t->best_val, 8);
     sl__store_u64le(p, bits), p += 8;
     sl__store_u32le(p, (uint32_t)t->bad_evals), p += 4;
-    sl__store_u32le(p, 0), p += 4;
+    sl__store_u32le(p, (uint32_t)ls_clean), p += 4;
     const uint32_t rngw[11] = {t->rng.key[0], t->rng.key[1], t->rng.ctr[0], t->rng.ctr[1],
                                t->rng.ctr[2], t->rng.ctr[3], t->rng.out[0], t->rng.out[1],
                                t->rng.out[2], t->rng.out[3], t->rng.used};
@@ -462,6 +590,8 @@ static int load_checkpoint(sl_trainer *t, const sl_iter_options *opts)
     memcpy(&best, &bits, 8);
     p += 8;
     const int bad = (int)sl__load_u32le(p);
+    const int32_t ls_clean = (int32_t)sl__load_u32le(p + 4);
+    const uint32_t ls_bits = sl__load_u32le(buf + 12);
     p += 8;
     uint32_t rngw[11];
     for (int i = 0; i < 11; i++)
@@ -495,6 +625,8 @@ static int load_checkpoint(sl_trainer *t, const sl_iter_options *opts)
     t->step = step;
     t->best_val = best;
     t->bad_evals = bad;
+    memcpy(&t->pending_scale, &ls_bits, 4);
+    t->pending_clean = ls_clean;
     t->rng.key[0] = rngw[0], t->rng.key[1] = rngw[1];
     for (int i = 0; i < 4; i++)
         t->rng.ctr[i] = rngw[2 + i], t->rng.out[i] = rngw[6 + i];
@@ -534,7 +666,11 @@ static int evaluate(sl_trainer *t, const sl_iter_options *opts, double *loss, do
         int n, correct = 0;
         double l = 0;
         rc = prepare_batch(t, &e, &x, &y, &n, "validation");
-        if (rc == 0) {
+        if (rc == 0 && t->be) {
+            rc = t->be->eval(t->be->user, x, y, n, &l, &correct);
+            if (rc < 0)
+                sl__errmsg_raw(&t->err, rc, "validation: %s", t->be->errmsg(t->be->user));
+        } else if (rc == 0) {
             rc = sl_model_forward(t->model, x, y, n, 0, &l, &correct);
             if (rc < 0)
                 sl__errmsg_raw(&t->err, rc, "validation: %s", sl_model_errmsg(t->model));
@@ -600,6 +736,36 @@ static int log_row(sl_trainer *t, int64_t step, double loss, double acc, float l
 
 /* ---- the loop ---------------------------------------------------------------------------- */
 
+/* Submits batch step + 1 to the backend's feed while batch `step` is about to compute, so its
+ * copy to the device overlaps that step (the feed's two slots: one computing, one filling). Only
+ * for uint8 inputs to a backend, and only where nothing between the two steps needs the
+ * iterator at batch step + 1 or the feed empty: not before a checkpoint, an evaluation or the
+ * last step, which keeps the invariant at every checkpoint. A failure (or the end of the data)
+ * waits in ahead_rc for the step that batch belongs to. */
+static void read_ahead(sl_trainer *t)
+{
+    const int64_t next = t->step + 1; /* steps done once this one is */
+    if (!t->be || !t->u8_input || next >= t->total_steps)
+        return;
+    if (t->cfg.checkpoint_dir && t->cfg.checkpoint_every && next % t->cfg.checkpoint_every == 0)
+        return;
+    if (t->val && t->cfg.eval_every && next % t->cfg.eval_every == 0)
+        return;
+    sl_element e;
+    int rc = sl_iter_next(t->it, &e);
+    if (rc < 0)
+        sl__errmsg_raw(&t->err, rc, "train: step %lld: %s", (long long)next, sl_iter_errmsg(t->it));
+    if (rc == 0) {
+        const float *x;
+        const int32_t *y;
+        int n;
+        rc = prepare_batch_ex(t, &e, &x, &y, &n, 0, "train");
+        sl_element_release(&e);
+    }
+    t->ahead = 1;
+    t->ahead_rc = rc;
+}
+
 static void find_bottleneck(sl_trainer *t, sl_train_report *rep)
 {
     sl_profile_snapshot *snap = sl_malloc(sizeof *snap);
@@ -648,6 +814,7 @@ int sl_trainer_run(sl_trainer *t, sl_train_report *rep_out)
     if (t->cfg.logdir)
         SL_TRY(open_logs(t, resumed, &rep));
     rep.start_step = t->step;
+    rep.device = t->be ? t->be->device : "cpu";
     const sl_lr_schedule sched = {t->cfg.lr, t->cfg.min_lr, t->cfg.warmup_steps,
                                   t->cfg.decay_steps ? t->cfg.decay_steps : INT64_MAX};
     uint64_t wait_ns = 0, compute_ns = 0, win_ns = 0;
@@ -659,23 +826,41 @@ int sl_trainer_run(sl_trainer *t, sl_train_report *rep_out)
     while (t->step < t->total_steps) {
         const uint64_t t0 = sl_clock_ns();
         sl_element e;
-        rc = sl_iter_next(t->it, &e);
+        int have_e = 0;
+        const float *x = NULL;
+        const int32_t *y = NULL;
+        int n = 0, correct = 0;
+        double loss = 0;
+        const uint64_t fc0 = t->feed_compute_ns;
+        if (t->ahead) { /* this step's batch went into the feed during the previous step */
+            t->ahead = 0;
+            rc = t->ahead_rc;
+            if (rc == 0)
+                rc = backend_take(t, &x, &y, &n, "train");
+        } else {
+            rc = sl_iter_next(t->it, &e);
+            if (rc < 0)
+                sl__errmsg_raw(&t->err, rc, "train: step %lld: %s", (long long)t->step,
+                               sl_iter_errmsg(t->it));
+            if (rc == 0) {
+                have_e = 1;
+                rc = prepare_batch(t, &e, &x, &y, &n, "train");
+            }
+        }
         if (rc == SL_EOF) {
             rc = 0;
             break;
         }
-        if (rc < 0) {
-            sl__errmsg_raw(&t->err, rc, "train: step %lld: %s", (long long)t->step,
-                           sl_iter_errmsg(t->it));
-            break;
-        }
-        const float *x;
-        const int32_t *y;
-        int n = 0, correct = 0;
-        double loss = 0;
-        rc = prepare_batch(t, &e, &x, &y, &n, "train");
+        if (rc == 0)
+            read_ahead(t);
         const uint64_t t1 = sl_clock_ns();
-        if (rc == 0) {
+        const uint64_t feed_ns = t->feed_compute_ns - fc0;
+        if (rc == 0 && t->be) {
+            lr = sl_lr_at(&sched, t->step);
+            rc = t->be->step(t->be->user, x, y, n, lr, t->step, &loss, &correct);
+            if (rc < 0)
+                sl__errmsg_raw(&t->err, rc, "train: %s", t->be->errmsg(t->be->user));
+        } else if (rc == 0) {
             sl_model_zero_grad(t->model);
             rc = sl_model_forward(t->model, x, y, n, 1, &loss, &correct);
             if (rc == 0)
@@ -684,24 +869,25 @@ int sl_trainer_run(sl_trainer *t, sl_train_report *rep_out)
                 sl__errmsg_raw(&t->err, rc, "train: step %lld: %s", (long long)t->step,
                                sl_model_errmsg(t->model));
         }
-        if (rc == 0) {
+        if (rc == 0 && !t->be) {
             rc = sl_model_check_finite(t->model, t->step, loss);
             if (rc < 0)
                 sl__errmsg_raw(&t->err, rc, "train: %s", sl_model_errmsg(t->model));
         }
-        if (rc == 0) {
+        if (rc == 0 && !t->be) {
             if (t->cfg.clip_norm > 0)
                 sl_grad_clip_norm(sl_model_grads(t->model), sl_model_param_count(t->model),
                                   t->cfg.clip_norm);
             lr = sl_lr_at(&sched, t->step);
             sl_optim_step(t->optim, sl_model_params(t->model), sl_model_grads(t->model), lr);
         }
-        sl_element_release(&e); /* x pointed into it until the backward */
+        if (have_e)
+            sl_element_release(&e); /* x pointed into it until the backward */
         if (rc < 0)
             break;
         const uint64_t t2 = sl_clock_ns();
-        wait_ns += t1 - t0;
-        compute_ns += t2 - t1;
+        wait_ns += t1 - t0 - feed_ns;
+        compute_ns += t2 - t1 + feed_ns;
         win_ns += t2 - t0;
         win_loss += loss;
         win_right += correct;
@@ -759,7 +945,7 @@ int sl_trainer_run(sl_trainer *t, sl_train_report *rep_out)
     rep.wait_share = rep.seconds > 0 ? rep.data_wait_s / rep.seconds : 0;
     rep.verdict = sl_train_verdict(rep.wait_share);
     rep.epochs = t->batches_per_epoch > 0 ? (double)t->step / (double)t->batches_per_epoch : 0;
-    if (rc == 0 && t->model && t->val && !evaluated_at_end) {
+    if (rc == 0 && t->created && t->val && !evaluated_at_end) {
         rc = evaluate(t, &opts, &rep.val_loss, &rep.val_accuracy);
         if (rc == 0) {
             rep.evaluated = 1;
@@ -767,9 +953,9 @@ int sl_trainer_run(sl_trainer *t, sl_train_report *rep_out)
                          rep.val_loss, rep.val_accuracy);
         }
     }
-    if (rc == 0 && t->model && t->cfg.checkpoint_dir && !saved_at_end && t->step > rep.start_step)
+    if (rc == 0 && t->created && t->cfg.checkpoint_dir && !saved_at_end && t->step > rep.start_step)
         rc = save_checkpoint(t);
-    if (rc == 0 && !t->model)
+    if (rc == 0 && !t->created)
         rc = sl__errmsg_set(&t->err, SL_ERR_INVAL, "train: the pipeline gave no batch");
     if (t->it)
         find_bottleneck(t, &rep);

@@ -40,6 +40,50 @@
 extern "C" {
 #endif
 
+/* Where the model lives when it is not the CPU model of sluice/model.h: a table of functions over
+ * a backend's own handle (`user`). trainer/cuda implements it once over SL_CUDA_FN, giving the
+ * CUDA device (sl_cuda_train_backend_open) and its CPU emulator (sl_cuda_emu_train_backend_open,
+ * sluice/cuda_loop.h); keeping the loop behind this table is what lets sl_trainer stay below
+ * those libraries. Pointers named x and y below are the backend's (device) memory unless said.
+ * Every function returns 0 or a negative SL_ERR_* code with the text in errmsg. */
+typedef struct sl_train_backend {
+    const char *device; /* what the report calls it: "cuda", "cuda-emu" */
+    void *user;
+    /* On the first batch: the model for mc (input shape, max_batch, seed) and its optimizer,
+     * clipping at clip_norm (0: none). u8 = 1: inputs will come as uint8 (N, H, W, C) through
+     * feed_*; 0: as float32 (N, C, H, W) through upload. */
+    int (*create)(void *user, const sl_model_config *mc, const sl_optim_config *oc, float clip_norm,
+                  int u8);
+    /* uint8 inputs: host buffers for the next batch (pixels (max_batch, H, W, C), labels
+     * (max_batch) int32), then submit n of them, then take the oldest submitted batch as
+     * normalized (x / 255) float (n, C, H, W) input and int32 labels. */
+    int (*feed_slot)(void *user, uint8_t **pixels, int32_t **labels);
+    int (*feed_submit)(void *user, int n);
+    int (*feed_next)(void *user, const float **x, const int32_t **y, int *n);
+    /* Host seconds feed_next has spent waiting for copies, in all (the loop counts it as data
+     * wait). */
+    double (*feed_wait_seconds)(void *user);
+    /* float inputs: host x (n, C, H, W) and labels to the backend's buffers. */
+    int (*upload)(void *user, const float *x, const int32_t *y, int n, const float **dx,
+                  const int32_t **dy);
+    /* One training step (zero_grad, forward, backward, finite check, clipping, optimizer at lr);
+     * `step` names the step in messages. */
+    int (*step)(void *user, const float *x, const int32_t *y, int n, float lr, int64_t step,
+                double *loss, int *correct);
+    /* Evaluation: forward with train = 0. */
+    int (*eval)(void *user, const float *x, const int32_t *y, int n, double *loss, int *correct);
+    /* sl_train_state_save / _load bytes of the model and optimizer (save: sl_malloc'd). */
+    int (*save)(void *user, uint8_t **out, size_t *len);
+    int (*load)(void *user, const uint8_t *data, size_t len);
+    /* May be NULL. The dynamic loss scale (sluice/loss_scale.h's scale and clean steps), which
+     * the loop keeps in its checkpoint: set = 0 reads it (scale 0: none to keep, as without
+     * fp16), set = 1 restores it after load. */
+    void (*loss_scale)(void *user, float *scale, int32_t *clean, int set);
+    const char *(*errmsg)(void *user);
+    /* Frees the handle; the owner calls it after sl_trainer_close. */
+    void (*close)(void *user);
+} sl_train_backend;
+
 typedef struct sl_train_config {
     /* model */
     const char *model;               /* "mlp" or "cnn" */
@@ -74,6 +118,11 @@ typedef struct sl_train_config {
     uint64_t seed;        /* model init, loop RNG and the pipelines' seed */
     sl_iter_options iter; /* threads, memory, on_error; its seed is replaced by `seed` */
     int gemm_threads;     /* 0: leave OpenBLAS's setting */
+    /* model placement: NULL trains the CPU model (SL_NN_FAST, or SL_NN_REFERENCE with
+     * cpu_reference = 1, which tests compare other backends against); else this backend, which
+     * must outlive the trainer */
+    const sl_train_backend *backend;
+    int cpu_reference;
     /* hooks (may be NULL) */
     void (*on_step)(void *user, int64_t step, double loss, int correct, int n);
     /* Called with the bytes written so far while a checkpoint is being written; a nonzero
@@ -97,13 +146,17 @@ typedef struct sl_train_report {
     double val_loss, val_accuracy;
     int stopped_early;
     double seconds;         /* this run's training steps, evaluation excluded */
-    double data_wait_s;     /* time waiting for the next batch (and converting it) */
-    double compute_s;       /* forward, backward, optimizer step */
+    double data_wait_s;     /* time waiting for the next batch and converting it; with a
+                             * backend also filling its input buffers (the feed's pinned slot or
+                             * the float upload) and the feed's wait for the copy */
+    double compute_s;       /* forward, backward, optimizer step (the rest of the feed's
+                             * feed_next: the normalize kernel's launch) */
     double images_per_s;    /* examples / seconds */
     double wait_share;      /* data_wait_s / seconds */
     const char *verdict;    /* sl_train_verdict(wait_share) */
     char bottleneck[256];   /* the training pipeline's limiting stage ("" when unknown) */
     char events_path[1024]; /* the event file written ("" without logdir) */
+    const char *device;     /* "cpu" or the backend's device name */
 } sl_train_report;
 
 /* "highly input-bound" (>= 20% of step time waiting for data), "moderately input-bound"
@@ -125,7 +178,7 @@ void sl_trainer_close(sl_trainer *t);
  * -errno; sl_trainer_errmsg says which. */
 int sl_trainer_run(sl_trainer *t, sl_train_report *rep);
 const char *sl_trainer_errmsg(const sl_trainer *t);
-/* The model (NULL until the first batch fixed its shape). */
+/* The CPU model (NULL until the first batch fixed its shape, and always with a backend). */
 sl_model *sl_trainer_model(sl_trainer *t);
 
 /* ---- TensorBoard event files (trainer/src/tfevents.c) ------------------------------------- */
