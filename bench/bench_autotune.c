@@ -18,6 +18,7 @@
  * the best hand-tuned P's second-half rate.
  *
  * usage: bench_autotune [--n N] [--decode-us US] [--source-us US] [--rounds R] [--verbose]
+ *                       [--only cheap-map|decode-bound|source-bound|adaptation]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,8 @@
 enum { MAX_ROUNDS = 9, PREFETCHES = 5 };
 static const int64_t prefetch_sweep[PREFETCHES] = {1, 2, 4, 8, 16};
 
-static int verbose; /* --verbose: every configuration's rate */
+static int verbose;      /* --verbose: every configuration's rate, autotune's knobs over time */
+static const char *only; /* --only NAME: run that pipeline alone */
 
 /* parallel: P or SL_PARALLEL_AUTO; prefetch: K or SL_PARALLEL_AUTO. pre_us > 0: a sequential
  * map of that cost first. */
@@ -90,8 +92,9 @@ static result run(sl_dataset *ds, int threads, int64_t n, int trace)
         if (trace && (i & 63) == 0 && sl_clock_ns() - last_trace > 20000000) {
             last_trace = sl_clock_ns();
             sl_iter_profile(it, snap);
-            printf("    t=%4.0f ms  element %7lld  map parallel=%d\n", (last_trace - t0) / 1e6,
-                   (long long)i, snap->stages[1].parallel);
+            printf("    t=%4.0f ms  element %7lld  map parallel=%d  prefetch slots=%lld\n",
+                   (last_trace - t0) / 1e6, (long long)i, snap->stages[1].parallel,
+                   (long long)snap->stages[0].slots);
         }
     }
     if (rc != SL_EOF)
@@ -106,15 +109,15 @@ static result run(sl_dataset *ds, int threads, int64_t n, int trace)
     return r;
 }
 
-/* Median over rounds of one configuration. */
+/* Median over rounds of one configuration; trace: the first round prints its knobs. */
 static result measure(int64_t n, double pre_us, const work *w, int parallel, int64_t prefetch,
-                      int threads, int rounds, int64_t want_sum)
+                      int threads, int rounds, int64_t want_sum, int trace)
 {
     double rate[MAX_ROUNDS] = {0}, second[MAX_ROUNDS] = {0};
     result last = {0};
     for (int k = 0; k < rounds; k++) {
         sl_dataset *ds = build(n, pre_us, w, parallel, prefetch);
-        last = run(ds, threads, n, 0);
+        last = run(ds, threads, n, trace && k == 0);
         sl_dataset_release(ds);
         if (last.sum != want_sum)
             bench_die("bench_autotune", "output", "sum differs");
@@ -129,27 +132,33 @@ static result measure(int64_t n, double pre_us, const work *w, int parallel, int
 static void compare(const char *name, int64_t n, double pre_us, const work *w, int threads,
                     int rounds)
 {
+    if (only && strcmp(only, name) != 0)
+        return;
     const int64_t want = n * (n - 1) / 2;
-    double best = 0;
+    double best = 0, best_second = 0;
     int best_p = 0;
     int64_t best_k = 0;
     for (int p = 1; p <= 2 * threads; p++)
         for (int k = 0; k < PREFETCHES; k++) {
-            const result r = measure(n, pre_us, w, p, prefetch_sweep[k], threads, rounds, want);
+            const result r = measure(n, pre_us, w, p, prefetch_sweep[k], threads, rounds, want, 0);
             if (verbose)
-                printf("    %s parallel=%d prefetch(%lld): %.0f/s\n", name, p,
-                       (long long)prefetch_sweep[k], r.rate);
+                printf("    %s parallel=%d prefetch(%lld): %.0f/s (second half %.0f/s)\n", name, p,
+                       (long long)prefetch_sweep[k], r.rate, r.second_rate);
             if (r.rate > best) {
                 best = r.rate;
                 best_p = p;
                 best_k = prefetch_sweep[k];
             }
+            if (r.second_rate > best_second)
+                best_second = r.second_rate;
         }
     const result a =
-        measure(n, pre_us, w, SL_PARALLEL_AUTO, SL_PARALLEL_AUTO, threads, rounds, want);
+        measure(n, pre_us, w, SL_PARALLEL_AUTO, SL_PARALLEL_AUTO, threads, rounds, want, verbose);
     printf("%-13s best hand-tuned %10.0f/s (parallel=%d, prefetch(%lld))  autotune %10.0f/s "
-           "(ended parallel=%d)  ratio %.2f\n",
-           name, best, best_p, (long long)best_k, a.rate, a.chosen, a.rate / best);
+           "(ended parallel=%d)  ratio %.2f; second half (tuned): %.0f/s vs best %.0f/s, "
+           "ratio %.2f\n",
+           name, best, best_p, (long long)best_k, a.rate, a.chosen, a.rate / best, a.second_rate,
+           best_second, a.second_rate / best_second);
 }
 
 int main(int argc, char **argv)
@@ -169,6 +178,8 @@ int main(int argc, char **argv)
             decode_us = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--source-us") == 0)
             source_us = atof(argv[i + 1]);
+        else if (strcmp(argv[i], "--only") == 0)
+            only = argv[i + 1];
         else if (strcmp(argv[i], "--rounds") == 0)
             rounds = atoi(argv[i + 1]);
         else
@@ -188,6 +199,8 @@ int main(int argc, char **argv)
     compare("decode-bound", nd, 0, &decode, threads, rounds);
     compare("source-bound", (int64_t)(1e6 / source_us), source_us, &light, threads, rounds);
 
+    if (only && strcmp(only, "adaptation") != 0)
+        return 0;
     /* adaptation: cheap first half, 8x costlier second half */
     const work phase = {.us = decode_us / 8, .switch_at = nd * 2};
     const int64_t np = nd * 4;
@@ -197,7 +210,7 @@ int main(int argc, char **argv)
     int best_p = 0;
     for (int p = 1; p <= 2 * threads; p++) {
         const result r =
-            measure(np, 0, &phase, p, SL_PARALLEL_AUTO, threads, rounds, np * (np - 1) / 2);
+            measure(np, 0, &phase, p, SL_PARALLEL_AUTO, threads, rounds, np * (np - 1) / 2, 0);
         if (r.second_rate > best) {
             best = r.second_rate;
             best_p = p;

@@ -16,11 +16,20 @@
  *
  * Rules: a knob climbs by trial steps, one knob at a time so that the rate change can be
  * attributed to it: double, judge on the next interval, keep when the output rate rose by
- * SL_AUTOTUNE_GAIN, else revert and settle. Maps back off to what they use when mostly idle.
+ * SL_AUTOTUNE_GAIN (a prefetch, whose step costs only memory: SL_AUTOTUNE_PREFETCH_GAIN),
+ * else revert and settle; a kept step reopens the other settled knobs, since the bottleneck
+ * they were judged behind has moved. Maps back off to what they use when mostly idle.
  * A prefetch tries a bigger ring whenever its consumer waits on an empty one: beyond covering
  * bursts, a bigger ring lets the producer hand over more elements per wakeup, which is what
  * limits cheap stages (the trial rule undoes steps that do not pay).
  * Settled knobs reopen when their stage's cost per element moves by more than 2x.
+ *
+ * Inline mode (a map knob at 0): a map at one worker runs its function on pool workers and
+ * hands each element over, which costs about a microsecond, more than a cheap function. Once
+ * such a map has no climb ahead of it (settled at 1, or not saturated) and costs under
+ * INLINE_MAX_COST_NS an element, it tries inline mode once, judged like any trial step. Inline, its
+ * cost is the consumer's sampled time in the function; when that rises past 2x the knob returns to
+ * one worker and climbs as usual.
  */
 #include <string.h>
 
@@ -37,6 +46,10 @@ static const double BUSY = 0.75;
 static const double IDLE = 0.40, TARGET = 0.70;
 /* The consumer waited this share of the interval: the stage is short of elements. */
 static const double WAITS = 0.05;
+/* Inline mode is tried only by maps cheaper than this per element: about ten handoffs
+ * (profile_analysis.c's HANDOFF_NS); a costlier function gains little from losing its handoff
+ * and would lose its worker. */
+static const double INLINE_MAX_COST_NS = 5000;
 /* Cost changes beyond this factor reopen a settled knob. */
 static const double COST_CHANGE = 2.0;
 
@@ -98,11 +111,18 @@ int sl_autotune_init(sl_autotune_state *st, const sl_profile_snapshot *s, sl_aut
 {
     memset(st, 0, sizeof *st);
     memset(out, 0, sizeof *out);
+    int maps = 0;
+    for (int i = 0; i < s->nstages; i++)
+        maps += is_auto_map(&s->stages[i]);
+    /* Maps start with the CPU budget shared out: a map that cannot use it backs off within an
+     * interval or two, while climbing from one worker takes a trial per doubling. */
+    const int64_t map_start = SL_MAX(1, s->threads / SL_MAX(maps, 1));
     for (int i = 0; i < s->nstages && st->nknobs < SL_AUTOTUNE_MAX_KNOBS; i++) {
         const sl_profile_stage *g = &s->stages[i];
         sl_autotune_knob *k = &st->knobs[st->nknobs];
         if (is_auto_map(g)) {
-            *k = (sl_autotune_knob){.kind = SL_AUTOTUNE_MAP_PARALLEL, .stage = i, .value = 1};
+            *k = (sl_autotune_knob){
+                .kind = SL_AUTOTUNE_MAP_PARALLEL, .stage = i, .value = map_start};
         } else if (is_auto_interleave(g)) {
             *k =
                 (sl_autotune_knob){.kind = SL_AUTOTUNE_INTERLEAVE_PARALLEL, .stage = i, .value = 1};
@@ -125,6 +145,7 @@ int sl_autotune_init(sl_autotune_state *st, const sl_profile_snapshot *s, sl_aut
 typedef struct reading {
     double wait_share; /* consumer waiting in the stage's `next` */
     double workers;    /* map: mean workers in flight; -1 unknown */
+    double helped;     /* map: the consumer's share of the interval running elements itself */
     double cost_ns;    /* per element: map work (Little's law), prefetch producer's */
     double elem_bytes; /* prefetch: bytes one ring slot holds */
 } reading;
@@ -141,7 +162,8 @@ static reading read_stage(const sl_profile_stage *p, const sl_profile_stage *n, 
         /* A consumer with nothing ready runs pending elements itself rather than sleep: that
          * time is as much a sign of a short map as a wait, and is work done. */
         const double helped = (double)delta(n->helped_ns, p->helped_ns);
-        r.wait_share += helped / dt;
+        r.helped = helped / dt;
+        r.wait_share += r.helped;
         if (r.workers >= 0 && elements > 0)
             r.cost_ns = (r.workers * dt + helped) / (double)elements;
     } else {
@@ -222,28 +244,52 @@ int sl_autotune_step(sl_autotune_state *st, const sl_profile_snapshot *prev,
     const int threads = limits->threads > 0 ? limits->threads : SL_MAX(now->threads, 1);
     int64_t next[SL_AUTOTUNE_MAX_KNOBS];
     reading rd[SL_AUTOTUNE_MAX_KNOBS];
-    int trial = -1;
+    /* A trial's baseline is the interval just measured: it must have run without a change,
+     * or a revert's or a back-off's transient would be taken for the old setting's rate. */
+    int trial = st->changed ? st->nknobs : -1, kept = -1;
     for (int i = 0; i < st->nknobs; i++) {
         sl_autotune_knob *k = &st->knobs[i];
         rd[i] = read_stage(&prev->stages[k->stage], &now->stages[k->stage], dt);
         next[i] = k->value;
         reopen_on_change(k, rd[i].cost_ns);
         if (k->before > 0) { /* judge the trial step that ran this interval */
-            if (rate >= k->trial_rate * SL_AUTOTUNE_GAIN) {
+            const double gain =
+                k->kind == SL_AUTOTUNE_PREFETCH ? SL_AUTOTUNE_PREFETCH_GAIN : SL_AUTOTUNE_GAIN;
+            if (rate >= k->trial_rate * gain) {
                 k->before = 0;
+                kept = i;
+                if (k->value == 0)
+                    settle(k, rd[i].cost_ns); /* inline kept: its cost is measured afresh */
             } else {
                 next[i] = k->before;
                 k->before = 0;
-                settle(k, rd[i].cost_ns);
+                if (k->value != 0) /* an inline trial leaves the knob as it was */
+                    settle(k, rd[i].cost_ns);
                 trial = i; /* no new trial while the revert takes effect */
             }
         }
     }
+    /* A kept step moved the bottleneck: the other knobs' verdicts of no gain were reached
+     * behind it and get another trial. (Each kept step raised the rate, so this ends.) */
+    for (int i = 0; i < st->nknobs && kept >= 0; i++)
+        if (i != kept && st->knobs[i].value != 0)
+            st->knobs[i].settled = 0;
     for (int i = 0; i < st->nknobs; i++) {
         sl_autotune_knob *k = &st->knobs[i];
         const reading *r = &rd[i];
-        if (counts_threads(k)) {
-            const double util = r->workers >= 0 ? r->workers / (double)k->value : -1;
+        if (k->value == 0) { /* inline map (next is 1 when its trial was just reverted) */
+            if (next[i] == 0 && !k->settled && r->cost_ns > 0) {
+                if (r->cost_ns > k->settled_cost) { /* reopened by a cost rise: workers again */
+                    next[i] = 1;
+                    k->inline_tried = 0;
+                } else {
+                    settle(k, r->cost_ns);
+                }
+            }
+        } else if (counts_threads(k)) {
+            /* The consumer's own runs are work the workers did not have to do: without them
+             * a map whose consumer helps much would look idle and back off. */
+            const double util = r->workers >= 0 ? (r->workers + r->helped) / (double)k->value : -1;
             const int64_t cap = map_budget(st, k, threads);
             if (next[i] > cap) {
                 next[i] = cap; /* another map took the budget */
@@ -256,6 +302,15 @@ int sl_autotune_step(sl_autotune_state *st, const sl_profile_snapshot *prev,
                 next[i] = SL_MAX((int64_t)1, (int64_t)want + (want > (double)(int64_t)want));
                 if (next[i] >= k->value)
                     next[i] = k->value - 1;
+            } else if (k->kind == SL_AUTOTUNE_MAP_PARALLEL && k->value == 1 && next[i] == 1 &&
+                       !k->inline_tried && trial < 0 && r->cost_ns > 0 &&
+                       r->cost_ns < INLINE_MAX_COST_NS &&
+                       (k->settled || (util >= 0 && util < BUSY))) {
+                next[i] = 0;
+                k->inline_tried = 1;
+                k->before = 1;
+                k->trial_rate = rate;
+                trial = i;
             }
         } else {
             const int64_t cap = prefetch_cap(st, limits, r->elem_bytes);
@@ -278,5 +333,6 @@ int sl_autotune_step(sl_autotune_state *st, const sl_profile_snapshot *prev,
             out->n++;
         }
     }
+    st->changed = out->n > 0;
     return 0;
 }

@@ -340,7 +340,8 @@ static inline int sl__ctx_cancelled(const sl__ctx *ctx)
 /* Tuning hooks, safe while the iterator runs (AUTOTUNE will call them). SL_ERR_INVAL when the
  * stage is not of that kind. */
 int sl__prefetch_set_capacity(sl__stage *s, int64_t capacity);
-/* A parallel map's worker tasks in flight (1 .. its slots); SL_ERR_INVAL for other stages,
+/* A parallel map's worker tasks in flight (1 .. its slots), or 0: inline mode, the function
+ * runs on the consumer's thread with no handoff (stage_map.c); SL_ERR_INVAL for other stages,
  * including a map opened sequential (parallel = 1). */
 int sl__map_set_parallel(sl__stage *s, int parallel);
 /* An interleave's runners serving slots (1 .. the threads it opened); SL_ERR_INVAL for other

@@ -19,6 +19,13 @@
  * The RNG handed to a function is keyed by (stage seed, epoch, input index): the same draws for
  * an element whatever thread runs it.
  *
+ * Inline mode (a parallel map told parallelism 0, which AUTOTUNE does when the function is
+ * cheaper than a handoff): the runner parks at the top of its loop, the consumer hands out
+ * what was already issued, and from then on pulls and maps each element on its own thread,
+ * exactly as the sequential map does, with no lock per element. Indices go on from where the
+ * slots left off, so the output is the same; leaving inline snapshots the input (the runner
+ * resumes from there) and wakes the runner.
+ *
  * Fused with a batch (engine_internal.h, `dest`): the function is offered its output's row of
  * the batch being assembled (sl_map_ctx.alloc), and whatever output it allocated itself is
  * copied into its row right after it returns, on the same worker; a skip tells the destination
@@ -89,13 +96,19 @@ typedef struct map_stage {
     map_slot **pending;         /* (nslots) ring of slots waiting for a worker; guarded by mu */
     int pending_head, npending; /* guarded by mu */
     int stop;                   /* guarded by mu */
-    int consumer_waiting;       /* guarded by mu */
-    int runner_waiting;         /* guarded by mu */
-    int nfree;                  /* FREE slots; guarded by mu */
-    int ndone;                  /* DONE slots; guarded by mu */
-    uint64_t handed;            /* results handed out; guarded by mu */
-    int wake_batch;             /* results to collect before the consumer is woken */
-    sl__node_stats *ns;         /* parallel: the node's counters (NULL outside an iterator) */
+    /* inline mode: wanted by the tuner (written under mu, read by the consumer without it);
+     * on: the consumer maps inline now (written by the consumer under mu); parked: the
+     * runner waits for inline mode to end */
+    _Atomic int inline_want;
+    int inline_on;        /* written under mu by the consumer only, which reads it lock-free */
+    int runner_parked;    /* guarded by mu */
+    int consumer_waiting; /* guarded by mu */
+    int runner_waiting;   /* guarded by mu */
+    int nfree;            /* FREE slots; guarded by mu */
+    int ndone;            /* DONE slots; guarded by mu */
+    uint64_t handed;      /* results handed out; guarded by mu */
+    int wake_batch;       /* results to collect before the consumer is woken */
+    sl__node_stats *ns;   /* parallel: the node's counters (NULL outside an iterator) */
     /* map -> batch fusion (engine_internal.h): the batch reading this map owns it; set before
      * the first `next` (so before the runner and any worker start), read-only after. */
     sl__batch_dest *dest;
@@ -342,6 +355,15 @@ static void *runner_main(void *arg)
     sl__producer_start(&pc, m->ns);
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
+        if (atomic_load_explicit(&m->inline_want, memory_order_relaxed) || m->inline_on) {
+            /* Inline mode: the consumer pulls from the input itself, so the runner must not. */
+            m->runner_parked = 1;
+            if (m->consumer_waiting)
+                pthread_cond_broadcast(&m->consumer_cv);
+            pthread_cond_wait(&m->runner_cv, &m->mu);
+            m->runner_parked = 0;
+            continue;
+        }
         map_slot *slot = free_slot(m);
         if (!slot) {
             /* Everything queued must be running before the runner sleeps. */
@@ -436,13 +458,82 @@ static int start_runner(map_stage *m)
     return 0;
 }
 
+/* ---- inline mode -------------------------------------------------------------------------- */
+
+/* One sampled inline element's function time, counted as SL__SAMPLE_EVERY elements' worth of
+ * work run by the consumer itself (helped), plus a fill sample with no worker in flight, so
+ * that AUTOTUNE keeps judging intervals and sees the function's cost. */
+static void count_inline(map_stage *m, uint64_t t0, uint64_t t1)
+{
+    const uint64_t d = (t1 - t0) * SL__SAMPLE_EVERY;
+    sl__stat_add(&m->ns->busy_ns, d);
+    sl__stat_add(&m->ns->busy_elements, SL__SAMPLE_EVERY);
+    sl__stat_add(&m->ns->helped_ns, d);
+    sl__stat_add(&m->ns->fill_samples, 1);
+    if (sl__tracing(m->base.ctx))
+        sl__trace_span(m->base.ctx, m->base.ds->text, "work", t0, t1, 1);
+}
+
+/* The sequential map's loop, numbering elements on from the slots. While the runner is parked
+ * only this thread touches issued/head/handed; entering and leaving inline mode under mu
+ * orders these writes with the runner's and the workers' accesses. */
+static int map_next_inline(map_stage *m, sl_element *out)
+{
+    const int unordered = params_of(&m->base)->opts.unordered;
+    for (;;) {
+        sl_element *in = &m->in;
+        const int rc = sl__stage_next(m->input, in);
+        if (rc)
+            return rc;
+        const uint64_t index = m->issued++;
+        m->head += !unordered;
+        const int sample = ++m->handed % SL__SAMPLE_EVERY == 0 && m->ns;
+        const uint64_t t0 = sample ? sl_clock_ns() : 0;
+        char err[ERR_CAP];
+        const int frc = apply(m, index, in, out, err, m->dest);
+        if (sample)
+            count_inline(m, t0, sl_clock_ns());
+        if (frc == 0)
+            return 0;
+        const int e = element_error(m, index, frc, err);
+        if (e != 1)
+            return e;
+    }
+}
+
+static int snapshot_input(map_stage *m);
+
+/* Back to parallel mode: the runner goes on from the input's position now, which is also what
+ * a save must record until the next element is handed out. */
+static int leave_inline(map_stage *m)
+{
+    const int rc = snapshot_input(m);
+    pthread_mutex_lock(&m->mu);
+    m->inline_on = 0;
+    pthread_cond_broadcast(&m->runner_cv);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
 static int map_next_parallel(sl__stage *s, sl_element *out)
 {
     map_stage *m = (map_stage *)s;
+    if (m->inline_on) {
+        if (atomic_load_explicit(&m->inline_want, memory_order_relaxed))
+            return map_next_inline(m, out);
+        SL_TRY(leave_inline(m));
+    }
     if (!m->runner_started)
         SL_TRY(start_runner(m));
     pthread_mutex_lock(&m->mu);
     for (;;) {
+        if (atomic_load_explicit(&m->inline_want, memory_order_relaxed) && m->runner_parked &&
+            m->issued == m->handed && !m->stop) {
+            /* Everything issued is handed out and the runner waits: map inline from here. */
+            m->inline_on = 1;
+            pthread_mutex_unlock(&m->mu);
+            return map_next_inline(m, out);
+        }
         int end;
         map_slot *slot = ready_slot(m, &end);
         if (end) {
@@ -591,12 +682,17 @@ static int parallel_save(sl__stage *s, sl__state_writer *w)
     pthread_mutex_unlock(&m->mu);
     if (refused)
         return sl__stage_fail_raw(s, SL_ERR_NOT_CHECKPOINTABLE, m->refusal);
+    if (m->inline_on) { /* the input stands right after the last element handed out */
+        sl__state_put(w, m->head);
+        return sl__stage_save(m->input, w);
+    }
     sl__state_put(w, m->head);
     sl__state_put_bytes(w, m->last_snap.buf, m->last_snap.len);
     return m->last_snap.err;
 }
 
-/* The input's state before anything is pulled: what a save before the first element gives. */
+/* The input's state as it stands (before anything is pulled, or when inline mode ends): what
+ * a save gives until the next element is handed out. Called while the runner is not pulling. */
 static int snapshot_input(map_stage *m)
 {
     if (!m->snapshots)
@@ -604,8 +700,10 @@ static int snapshot_input(map_stage *m)
     sl__state_writer_reset(&m->last_snap);
     char why[ERR_CAP];
     const int rc = sl__stage_snapshot(m->input, &m->last_snap, why, sizeof why);
-    if (rc == SL_ERR_NOT_CHECKPOINTABLE) { /* runner not started: no lock needed yet */
+    if (rc == SL_ERR_NOT_CHECKPOINTABLE) {
+        pthread_mutex_lock(&m->mu);
         snprintf(m->refusal, sizeof m->refusal, "%s", why);
+        pthread_mutex_unlock(&m->mu);
         return 0;
     }
     return rc;
@@ -649,13 +747,19 @@ int sl__map_attach_dest(sl__stage *s, sl__batch_dest *d, uint64_t *index)
 int sl__map_set_parallel(sl__stage *s, int parallel)
 {
     map_stage *m = (map_stage *)s;
-    if (s->ops != &map_parallel_ops || parallel < 1)
+    if (s->ops != &map_parallel_ops || parallel < 0)
         return SL_ERR_INVAL;
     pthread_mutex_lock(&m->mu);
-    m->parallel = SL_MIN(parallel, m->nslots);
-    m->chunk = SL_MAX(1, m->nslots / (4 * m->parallel));
+    atomic_store_explicit(&m->inline_want, parallel == 0, memory_order_relaxed);
+    if (parallel > 0) {
+        m->parallel = SL_MIN(parallel, m->nslots);
+        m->chunk = SL_MAX(1, m->nslots / (4 * m->parallel));
+    }
+    /* A runner waiting for a free slot parks now; a parked one resumes if inline is off. */
+    if (m->runner_waiting || m->runner_parked)
+        pthread_cond_broadcast(&m->runner_cv);
     if (m->ns)
-        atomic_store_explicit(&m->ns->parallel, m->parallel, memory_order_relaxed);
+        atomic_store_explicit(&m->ns->parallel, parallel ? m->parallel : 0, memory_order_relaxed);
     pthread_mutex_unlock(&m->mu);
     return 0;
 }

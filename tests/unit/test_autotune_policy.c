@@ -2,8 +2,9 @@
  * simulator turns the knob values the policy chose into the counters an interval would show
  * (output rate the smallest of the map's p / cost, the source's rate and the prefetch's
  * capacity), and the tests check where the knobs go: a map-bound pipeline climbs to the CPU
- * budget, a source-bound one stays or backs off, a prefetch never exceeds its memory share, and
- * a settled map is re-chosen after its cost per element changes. */
+ * budget, a source-bound one stays or backs off, a prefetch never exceeds its memory share, a
+ * settled map is re-chosen after its cost per element changes, and a map cheaper than its
+ * handoff goes inline (and back to workers when it gets costly). */
 #include "testutil.h"
 
 #include <math.h>
@@ -21,6 +22,7 @@ typedef struct sim {
     double map_ns;     /* the map's cost per element on one worker */
     double src_ns;     /* the source's cost per element */
     double pf_rate;    /* prefetch: output elements/s per ring slot (bursty input); 0: none */
+    double handoff_ns; /* a parallel map's handing over of one element (serial); 0: free */
     double elem_bytes; /* tensor bytes per element */
     int64_t parallel;  /* what the policy set */
     int64_t capacity;  /* prefetch: what the policy set */
@@ -59,16 +61,21 @@ static void sim_init(sim *m, int threads, int with_prefetch, double map_ns, doub
     set_stage(&m->s, i, "range(1000000000)", "range", i - 1, 0);
 }
 
-/* One interval of STEP_NS under the current settings. */
+/* One interval of STEP_NS under the current settings. Parallelism 0 is inline mode: the
+ * consumer pulls from the source and runs the map itself, with no handoff. */
 static void sim_advance(sim *m)
 {
-    double rate = SL_MIN((double)m->parallel * 1e9 / m->map_ns, 1e9 / m->src_ns);
+    double rate = m->parallel == 0 ? 1e9 / (m->map_ns + m->src_ns)
+                                   : SL_MIN((double)m->parallel * 1e9 / m->map_ns, 1e9 / m->src_ns);
+    if (m->parallel > 0 && m->handoff_ns > 0)
+        rate = SL_MIN(rate, 1e9 / m->handoff_ns);
     if (m->pf >= 0 && m->pf_rate > 0)
         rate = SL_MIN(rate, m->pf_rate * (double)m->capacity);
     const double dt = STEP_NS;
     const uint64_t n = (uint64_t)(rate * dt / 1e9);
     const uint64_t samples = SL_MAX((uint64_t)2, n / 64);
-    const double workers = rate * m->map_ns / 1e9; /* Little's law */
+    /* Little's law; inline, the consumer's sampled time in the function instead */
+    const double workers = m->parallel == 0 ? 0 : rate * m->map_ns / 1e9;
     m->s.elapsed_ns += STEP_NS;
     for (int i = 0; i < m->s.nstages; i++)
         m->s.stages[i].elements += n;
@@ -76,8 +83,10 @@ static void sim_advance(sim *m)
     mp->parallel = (int)m->parallel;
     mp->fill_samples += samples;
     mp->workers_sum += (uint64_t)llround(workers * (double)samples);
+    if (m->parallel == 0)
+        mp->helped_ns += (uint64_t)((double)n * m->map_ns);
     /* the consumer is fast: it waits for the map whenever the map is the limit */
-    if (m->pf < 0)
+    else if (m->pf < 0)
         mp->wait_ns += STEP_NS / 2;
     if (m->pf >= 0) {
         sl_profile_stage *p = &m->s.stages[m->pf];
@@ -129,6 +138,14 @@ static void start(sim *m, sl_autotune_state *st, int knobs)
     apply(m, &d);
 }
 
+/* As start, then the map knob at one worker, as if an earlier workload had brought it there:
+ * where climbing and inline trials begin. */
+static void start_at_one(sim *m, sl_autotune_state *st)
+{
+    start(m, st, 1);
+    st->knobs[0].value = m->parallel = 1;
+}
+
 static void test_init_finds_only_auto_knobs(void **state)
 {
     sl_profile_snapshot s = {.threads = 4};
@@ -147,7 +164,26 @@ static void test_init_finds_only_auto_knobs(void **state)
     assert_int_equal(d.set[0].value, 4); /* kept as opened */
     assert_int_equal(d.set[1].stage, 3);
     assert_int_equal(d.set[1].kind, SL_AUTOTUNE_MAP_PARALLEL);
-    assert_int_equal(d.set[1].value, 1); /* maps start low and climb */
+    assert_int_equal(d.set[1].value, 4); /* maps start with the CPU budget shared out */
+}
+
+/* Two auto maps share the budget at the start; one map of an odd budget takes it all. */
+static void test_maps_start_with_the_budget_shared(void **state)
+{
+    sl_profile_snapshot s = {.threads = 5};
+    set_stage(&s, 0, "map(g, parallel=auto)", "map", -1, 1);
+    set_stage(&s, 1, "map(f, parallel=auto)", "map", 0, 1);
+    set_stage(&s, 2, "range(10)", "range", 1, 0);
+    sl_autotune_state st;
+    sl_autotune_decision d;
+    assert_int_equal(sl_autotune_init(&st, &s, &d), 2);
+    assert_int_equal(d.set[0].value, 2);
+    assert_int_equal(d.set[1].value, 2);
+    s.nstages = 0;
+    set_stage(&s, 0, "map(f, parallel=auto)", "map", -1, 1);
+    set_stage(&s, 1, "range(10)", "range", 0, 0);
+    assert_int_equal(sl_autotune_init(&st, &s, &d), 1);
+    assert_int_equal(d.set[0].value, 5);
 }
 
 static void test_map_bound_climbs_to_the_cpu_budget(void **state)
@@ -155,8 +191,7 @@ static void test_map_bound_climbs_to_the_cpu_budget(void **state)
     sim m;
     sim_init(&m, 8, 0, 1e6, 1e3); /* 1 ms per element vs 1 us at the source */
     sl_autotune_state st;
-    start(&m, &st, 1);
-    assert_int_equal(m.parallel, 1);
+    start_at_one(&m, &st);
     const sl_autotune_limits lim = {.threads = 8};
     int64_t max_parallel = 0;
     run(&m, &st, &lim, 12, &max_parallel);
@@ -235,7 +270,7 @@ static void test_climb_stops_where_the_rate_stops_rising(void **state)
     sim m;
     sim_init(&m, 8, 0, 1e6, 2.5e5); /* the source allows 4 workers' worth */
     sl_autotune_state st;
-    start(&m, &st, 1);
+    start_at_one(&m, &st);
     const sl_autotune_limits lim = {.threads = 8};
     run(&m, &st, &lim, 20, NULL);
     assert_int_equal(m.parallel, 4);
@@ -247,13 +282,80 @@ static void test_cost_change_reopens_the_choice(void **state)
     sim m;
     sim_init(&m, 8, 0, 1e6, 2.5e5);
     sl_autotune_state st;
-    start(&m, &st, 1);
+    start_at_one(&m, &st);
     const sl_autotune_limits lim = {.threads = 8};
     run(&m, &st, &lim, 20, NULL);
     assert_int_equal(m.parallel, 4);
     m.map_ns = 4e6; /* the map became 4x costlier: 4 workers now give 1000/s */
     run(&m, &st, &lim, 10, NULL);
     assert_int_equal(m.parallel, 8);
+}
+
+/* A map cheaper than its handoff (0.1 us against 1 us): one worker gains nothing from a
+ * second, so the knob settles at 1, tries inline once, and keeps it (5x the rate). */
+static void test_cheap_map_goes_inline(void **state)
+{
+    sim m;
+    sim_init(&m, 2, 0, 100, 100);
+    m.handoff_ns = 1000;
+    sl_autotune_state st;
+    start_at_one(&m, &st);
+    const sl_autotune_limits lim = {.threads = 2};
+    run(&m, &st, &lim, 12, NULL);
+    assert_int_equal(m.parallel, 0);
+    assert_int_equal(st.knobs[0].settled, 1);
+    assert_int_equal(st.knobs[0].before, 0);
+}
+
+/* An inline map whose cost rises 1000x goes back to workers and climbs to the budget. */
+static void test_inline_map_returns_to_workers_when_its_cost_rises(void **state)
+{
+    sim m;
+    sim_init(&m, 4, 0, 100, 100);
+    m.handoff_ns = 1000;
+    sl_autotune_state st;
+    start_at_one(&m, &st);
+    const sl_autotune_limits lim = {.threads = 4};
+    run(&m, &st, &lim, 12, NULL);
+    assert_int_equal(m.parallel, 0);
+    m.map_ns = 1e5;
+    run(&m, &st, &lim, 12, NULL);
+    assert_int_equal(m.parallel, 4);
+}
+
+/* Intervals (of 20) a map spent inline, its source and map costing these per element. */
+static int inline_intervals(double map_ns, double src_ns, sl_autotune_state *st, sim *m)
+{
+    sim_init(m, 8, 0, map_ns, src_ns);
+    start_at_one(m, st);
+    const sl_autotune_limits lim = {.threads = 8};
+    int n = 0;
+    for (int i = 0; i < 20; i++) {
+        run(m, st, &lim, 1, NULL);
+        n += m->parallel == 0;
+    }
+    return n;
+}
+
+/* A 2 us map settled at one worker (the source allows no more) tries inline once, loses half
+ * its rate (the consumer would run source and map in turn), reverts, and never retries. */
+static void test_inline_trial_that_loses_is_reverted_once(void **state)
+{
+    sim m;
+    sl_autotune_state st;
+    assert_int_equal(inline_intervals(2e3, 2e3, &st, &m), 1);
+    assert_int_equal(m.parallel, 1);
+    assert_int_equal(st.knobs[0].inline_tried, 1);
+}
+
+/* The same at 100 us an element: too costly for a handoff to matter, inline is never tried. */
+static void test_costly_map_never_tries_inline(void **state)
+{
+    sim m;
+    sl_autotune_state st;
+    assert_int_equal(inline_intervals(1e5, 1e5, &st, &m), 0);
+    assert_int_equal(m.parallel, 1);
+    assert_int_equal(st.knobs[0].inline_tried, 0);
 }
 
 static void test_prefetch_grows_within_its_memory_budget(void **state)
@@ -311,6 +413,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_finds_only_auto_knobs),
+        cmocka_unit_test(test_maps_start_with_the_budget_shared),
         cmocka_unit_test(test_map_bound_climbs_to_the_cpu_budget),
         cmocka_unit_test(test_init_finds_auto_interleave),
         cmocka_unit_test(test_interleave_bound_climbs_to_the_cpu_budget),
@@ -318,6 +421,10 @@ int main(void)
         cmocka_unit_test(test_source_bound_map_backs_off),
         cmocka_unit_test(test_climb_stops_where_the_rate_stops_rising),
         cmocka_unit_test(test_cost_change_reopens_the_choice),
+        cmocka_unit_test(test_cheap_map_goes_inline),
+        cmocka_unit_test(test_inline_map_returns_to_workers_when_its_cost_rises),
+        cmocka_unit_test(test_inline_trial_that_loses_is_reverted_once),
+        cmocka_unit_test(test_costly_map_never_tries_inline),
         cmocka_unit_test(test_prefetch_grows_within_its_memory_budget),
         cmocka_unit_test(test_prefetch_shrinks_when_elements_grow),
         cmocka_unit_test(test_short_interval_is_skipped),

@@ -1,5 +1,6 @@
 /* Running iterators: per-stage counters count exactly what each stage returned; a map's
- * parallelism and a prefetch's capacity changed mid-stream leave the output unchanged. */
+ * parallelism (inline mode included) and a prefetch's capacity changed mid-stream leave the
+ * output unchanged, and checkpoints taken in inline mode restore exactly. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -104,6 +105,75 @@ static void test_retuning_mid_stream_keeps_the_output(void **state)
     sl_dataset_release(ds);
 }
 
+/* Sets the live map's parallelism (0: inline mode) from the test thread, as AUTOTUNE does. */
+static void set_map_parallel(sl_iter *it, int parallel)
+{
+    sl__ctx *ctx = sl__iter_ctx(it);
+    pthread_mutex_lock(&ctx->mu);
+    sl__stage *map = sl__ctx_live_stage(ctx, "map");
+    assert_non_null(map);
+    assert_int_equal(sl__map_set_parallel(map, parallel), 0);
+    pthread_mutex_unlock(&ctx->mu);
+}
+
+/* Inline mode switched on and off mid-stream, behind a prefetch (whose thread is the map's
+ * consumer) and fused into a batch: the elements are exactly those of the sequential map. */
+static void test_inline_mode_mid_stream_keeps_the_output(void **state)
+{
+    const char *texts[] = {"range(3000) | map(jitter, parallel=2) | prefetch(4)",
+                           "range(3000) | map(jitter, parallel=2) | batch(1) | prefetch(2)"};
+    for (int t = 0; t < 2; t++) {
+        sl_dataset *ds = build(texts[t]);
+        sl_iter *it;
+        assert_int_equal(sl_iter_open(&it, ds, &(sl_iter_options){.threads = 2}), 0);
+        for (int i = 0; i < 3000; i++) {
+            if (i == 100 || i == 700 || i == 1500 || i == 2500)
+                set_map_parallel(it, i == 100 || i == 1500 ? 0 : i == 700 ? 2 : 1);
+            assert_int_equal(next_value(it), (int64_t)i * 7 + 1);
+        }
+        sl_element e;
+        assert_int_equal(sl_iter_next(it, &e), SL_EOF);
+        sl_iter_close(it);
+        sl_dataset_release(ds);
+    }
+}
+
+/* A save taken while the map runs inline, and one taken after it went back to workers,
+ * restore to exactly the rest of the stream; closing mid-stream in inline mode leaks nothing
+ * (the test's leak check). */
+static void test_inline_mode_saves_and_restores(void **state)
+{
+    sl_dataset *ds = build("range(600) | map(jitter, parallel=2) | batch(3)");
+    sl_iter *it;
+    assert_int_equal(sl_iter_open(&it, ds, &(sl_iter_options){.threads = 2}), 0);
+    int64_t want[200];
+    uint8_t *blob[2];
+    size_t len[2];
+    for (int b = 0; b < 200; b++) {
+        if (b == 10)
+            set_map_parallel(it, 0);
+        if (b == 120)
+            set_map_parallel(it, 2);
+        if (b == 60 || b == 150)
+            assert_int_equal(sl_iter_save(it, &blob[b == 150], &len[b == 150]), 0);
+        want[b] = next_value(it);
+        assert_int_equal(want[b], (int64_t)b * 3 * 7 + 1);
+    }
+    sl_iter_close(it);
+    for (int k = 0; k < 2; k++) {
+        const int from = k ? 150 : 60;
+        assert_int_equal(
+            sl_iter_restore(&it, ds, &(sl_iter_options){.threads = 2}, blob[k], len[k]), 0);
+        if (k == 0)
+            set_map_parallel(it, 0); /* restored and inline at once */
+        for (int b = from; b < from + 30; b++)
+            assert_int_equal(next_value(it), want[b]);
+        sl_iter_close(it); /* mid-stream */
+        sl_free(blob[k]);
+    }
+    sl_dataset_release(ds);
+}
+
 /* An interleave's runners in use changed mid-stream (down to one, up to all, back to two): the
  * round-robin order is exactly the sequential one. */
 static void test_interleave_runners_retuned_keep_the_output(void **state)
@@ -159,6 +229,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counters_count_each_stage),
         cmocka_unit_test(test_retuning_mid_stream_keeps_the_output),
+        cmocka_unit_test(test_inline_mode_mid_stream_keeps_the_output),
+        cmocka_unit_test(test_inline_mode_saves_and_restores),
         cmocka_unit_test(test_interleave_runners_retuned_keep_the_output),
         cmocka_unit_test(test_memory_budget_is_checked_at_open),
     };

@@ -147,22 +147,28 @@ int sl_iter_trace_write(sl_iter *it, const char *path);
  * and its own state (plain data, no clock), so tests drive it with made-up counters.
  *
  * The policy: an auto map starts at parallelism 1. When its workers are saturated (workers in
- * flight near its parallelism) and the consumer waits for it, it tries doubling (bounded by
- * the CPU budget shared by all auto maps); the next interval keeps the step when the output
- * rate rose by SL_AUTOTUNE_GAIN, else reverts and settles there. A map whose workers mostly
- * idle (its input or its consumer is slower) backs off to the parallelism it uses. An auto
- * prefetch keeps its opened capacity, doubles (trial, as above) when the consumer waits on an
- * empty ring, and never holds more than its share of the memory budget (bytes per element x
- * capacity). An interleave(parallel=auto) opens a runner thread per slot up to the CPU budget
- * and starts with one in use; the policy moves the number in use like a map's parallelism
- * (runners busy in their slots' streams are its workers, the consumer waiting for a slot's
- * next element is its wait), sharing the CPU budget with the auto maps. A settled knob reopens
- * when its stage's cost per element changes more than 2x. */
-enum { SL_AUTOTUNE_MAX_KNOBS = 16, SL_AUTOTUNE_INTERVAL_MS = 80 };
-#define SL_AUTOTUNE_GAIN 1.10
+ * flight near its parallelism) and the consumer waits for it, it tries doubling (bounded by the
+ * CPU budget shared by all auto maps); the next interval keeps the step when the output rate
+ * rose by SL_AUTOTUNE_GAIN (SL_AUTOTUNE_PREFETCH_GAIN for a prefetch, whose step costs only
+ * memory), else reverts and settles there; a kept step reopens the other settled knobs. A map
+ * whose workers mostly idle (its input or its consumer is slower) backs off to the parallelism
+ * it uses. A map at one worker that is settled or not saturated, and cheap (under 5 us an
+ * element), tries inline mode once (value 0: the function runs on the consumer's thread with no
+ * handoff, what a cheap function needs), kept on the same gain rule; an inline map goes back to
+ * one worker when its cost rises more than 2x. An auto prefetch keeps its opened capacity,
+ * doubles (trial, as above) when the consumer waits on an empty ring, and never holds more than
+ * its share of the memory budget (bytes per element x capacity). An interleave(parallel=auto)
+ * opens a runner thread per slot up to the CPU budget and starts with one in use; the policy
+ * moves the number in use like a map's parallelism (runners busy in their slots' streams are
+ * its workers, the consumer waiting for a slot's next element is its wait), sharing the CPU
+ * budget with the auto maps. A settled knob reopens when its stage's cost per element changes
+ * more than 2x. */
+enum { SL_AUTOTUNE_MAX_KNOBS = 16, SL_AUTOTUNE_INTERVAL_MS = 40 };
+#define SL_AUTOTUNE_GAIN          1.10
+#define SL_AUTOTUNE_PREFETCH_GAIN 1.03
 
 typedef enum sl_autotune_kind {
-    SL_AUTOTUNE_MAP_PARALLEL = 1,        /* a parallel map's worker tasks */
+    SL_AUTOTUNE_MAP_PARALLEL = 1,        /* a parallel map's worker tasks; 0: inline */
     SL_AUTOTUNE_PREFETCH = 2,            /* a prefetch's capacity */
     SL_AUTOTUNE_INTERLEAVE_PARALLEL = 3, /* an interleave's runner threads in use */
 } sl_autotune_kind;
@@ -178,6 +184,7 @@ typedef struct sl_autotune_knob {
     int stage;           /* its index in the snapshots */
     int64_t value;       /* the setting decided last */
     int64_t before;      /* > 0: a trial step is running; the value to revert to */
+    int inline_tried;    /* map: inline mode was tried since the knob last reopened */
     double trial_rate;   /* the output rate before the trial */
     int settled;         /* 1: climbing stopped (no gain) until the cost changes > 2x */
     double settled_cost; /* its cost per element (ns) when it settled */
@@ -187,6 +194,7 @@ typedef struct sl_autotune_state {
     int nknobs;
     sl_autotune_knob knobs[SL_AUTOTUNE_MAX_KNOBS];
     uint64_t steps; /* intervals judged */
+    int changed;    /* the last step changed a knob: no trial starts on its interval */
 } sl_autotune_state;
 
 typedef struct sl_autotune_decision {
