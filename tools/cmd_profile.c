@@ -20,7 +20,8 @@ static const char usage_text[] =
     "\n"
     "Iterates PIPELINE for S seconds (default 10) or to its end and reports, per stage, its\n"
     "rate (elements/s), its rate on one core, the shares of time it was busy, its consumer\n"
-    "waited for it and its producer was blocked on it, and how full its buffer was; then the\n"
+    "waited for it and its producer was blocked on it, how full its buffer was, the memory\n"
+    "its buffers can hold and, for file sources, the I/O backend (io_uring or pread); then the\n"
     "bottleneck (the stage whose capacity sets the output rate), the bound on the output rate\n"
     "with the CPU budget's cores, and predicted rates for concrete changes, each with the\n"
     "pipeline text to paste. Times are sampled (one `next` call in 64, map workers per batch).\n"
@@ -42,10 +43,26 @@ static void print_share(double v)
         printf(" %5.1f%%", 100 * v);
 }
 
+/* Bytes in 8 columns: "-" for none, else B, KiB, MiB or GiB with one decimal. */
+static void print_memory(uint64_t bytes)
+{
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 3) {
+        v /= 1024;
+        u++;
+    }
+    if (bytes == 0)
+        printf(" %8s", "-");
+    else
+        printf(" %5.1f%-3s", v, unit[u]);
+}
+
 static void print_table(const sl_profile_snapshot *s, const sl_profile_analysis *a)
 {
-    printf("%-44s %12s %12s %7s %7s %7s %7s %9s\n", "stage", "elements/s", "per-core/s", "busy",
-           "wait", "blocked", "fill", "MB/s");
+    printf("%-44s %12s %12s %7s %7s %7s %7s %9s %8s\n", "stage", "elements/s", "per-core/s", "busy",
+           "wait", "blocked", "fill", "MB/s", "memory");
     for (int i = 0; i < a->nstages; i++) {
         const sl_profile_stage *st = &s->stages[i];
         const sl_profile_stage_result *r = &a->stages[i];
@@ -59,7 +76,11 @@ static void print_table(const sl_profile_snapshot *s, const sl_profile_analysis 
         print_share(st->work_ahead ? r->wait_share : -1);
         print_share(st->work_ahead ? r->blocked_share : -1);
         print_share(r->fill);
-        printf(" %9.2f%s\n", r->bytes_per_s / 1e6, i == a->bottleneck ? "  <- bottleneck" : "");
+        printf(" %9.2f", r->bytes_per_s / 1e6);
+        print_memory(st->memory_bytes);
+        if (st->io)
+            printf("  io: %s", st->io);
+        printf("%s\n", i == a->bottleneck ? "  <- bottleneck" : "");
     }
 }
 
@@ -119,10 +140,16 @@ static void print_json(const sl_profile_snapshot *s, const sl_profile_analysis *
         printf(", \"depth\": %d, \"thread\": %d, \"elements\": %" PRIu64 ", \"rate\": %.1f, "
                "\"per_core_rate\": %.1f, \"own_ns\": %.1f, \"capacity\": %.1f, "
                "\"busy_share\": %.4f, \"wait_share\": %.4f, \"blocked_share\": %.4f, "
-               "\"fill\": %.4f, \"bytes_per_s\": %.1f, \"work_ahead\": %s, \"parallel\": %d}",
+               "\"fill\": %.4f, \"bytes_per_s\": %.1f, \"work_ahead\": %s, \"parallel\": %d, "
+               "\"memory_bytes\": %" PRIu64 ", \"io\": ",
                st->depth, r->thread, st->elements, r->rate, r->per_core_rate, r->own_ns,
                r->capacity, r->busy_share, r->wait_share, r->blocked_share, r->fill, r->bytes_per_s,
-               st->work_ahead ? "true" : "false", st->parallel);
+               st->work_ahead ? "true" : "false", st->parallel, st->memory_bytes);
+        if (st->io)
+            json_str(st->io);
+        else
+            printf("null");
+        printf("}");
     }
     printf("], \"predictions\": [");
     for (int i = 0; i < a->npredictions; i++) {

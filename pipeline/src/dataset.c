@@ -184,6 +184,12 @@ void sl__producer_report(sl__producer_clock *pc, sl__node_stats *ns)
     *pc = (sl__producer_clock){now, 0, 0};
 }
 
+void sl__stage_note_io(sl__stage *s, const char *backend)
+{
+    if (s->stats)
+        atomic_store_explicit(&s->stats->io, backend, memory_order_relaxed);
+}
+
 sl__node_stats *sl__ctx_node_stats(sl__ctx *ctx, const sl_dataset *ds)
 {
     return SL_COUNTERS ? node_of(ctx, ds) : NULL;

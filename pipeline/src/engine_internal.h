@@ -122,6 +122,7 @@ typedef struct sl__node_stats {
     _Atomic uint64_t fill_sum;          /* ring elements ready, summed over samples */
     _Atomic uint64_t workers_sum;       /* map worker tasks in flight, summed over samples */
     _Atomic uint64_t fill_samples;      /* samples taken */
+    const char *_Atomic io;             /* file sources: the sl_io backend's name, else NULL */
     sl__stage *live;                    /* guarded by ctx->mu: the open instance, or NULL */
 } sl__node_stats;
 
@@ -200,6 +201,8 @@ struct sl__ctx {
  * e.g. an interleave's inner pipeline). Work-ahead stages look theirs up at open, before their
  * threads start, because sl__stage_open sets s->stats only after ops->open returns. */
 sl__node_stats *sl__ctx_node_stats(sl__ctx *ctx, const sl_dataset *ds);
+/* A file source tells the profile which I/O backend it reads with (a static string). */
+void sl__stage_note_io(sl__stage *s, const char *backend);
 
 /* Tracing (profile_trace.c): Chrome trace "complete" events, recorded per batch of work only
  * while a trace is on. name must outlive the trace (a stage's text); cat says what the span
@@ -411,6 +414,8 @@ void sl__autotune_stop(sl__autotuner *t);
 /* Fails with SL_ERR_BUDGET and a message naming the largest holder when the buffers of ds's
  * stages, estimated from element sizes, exceed budget (<= 0: the default 1 GiB). */
 int sl__memory_check(const sl_dataset *ds, int threads, int64_t budget, sl_errmsg *err);
+/* The bytes the node ds's own buffers reserve under that check (0: none or unknown). */
+int64_t sl__memory_reserved(const sl_dataset *ds, int threads);
 /* count * each, saturating; -1 when either is unknown (negative). */
 int64_t sl__memory_scaled(int64_t count, int64_t each);
 

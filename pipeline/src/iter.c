@@ -266,7 +266,14 @@ void sl_iter_profile(const sl_iter *it, sl_profile_snapshot *out)
             .fill_sum = load(&st->fill_sum),
             .workers_sum = load(&st->workers_sum),
             .fill_samples = load(&st->fill_samples),
+            .io = atomic_load_explicit(&st->io, memory_order_relaxed),
         };
+        sl_profile_stage *g = &out->stages[i];
+        if (g->work_ahead && g->timed > 0)
+            g->memory_bytes =
+                (uint64_t)g->slots * (g->timed_bytes / g->timed + (uint64_t)sizeof(sl_element));
+        else
+            g->memory_bytes = (uint64_t)sl__memory_reserved(st->ds, it->ctx.threads);
     }
 }
 

@@ -67,3 +67,16 @@ int sl__memory_check(const sl_dataset *ds, int threads, int64_t budget, sl_errms
                           w.largest->text, (double)w.largest_bytes / 1e6, (long long)w.largest_elem,
                           (double)w.total / 1e6, (double)budget / 1e6);
 }
+
+int64_t sl__memory_reserved(const sl_dataset *ds, int threads)
+{
+    if (!ds->ops->memory)
+        return 0;
+    budget_walk w = {.threads = threads};
+    int64_t in[SL__MAX_INPUTS];
+    for (int i = 0; i < ds->ninputs; i++)
+        in[i] = walk(&w, ds->inputs[i]);
+    int64_t elem = -1;
+    const int64_t held = ds->ops->memory(ds, in, threads, &elem);
+    return held > 0 ? held : 0;
+}

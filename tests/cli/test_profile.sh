@@ -28,6 +28,11 @@ assert [s["depth"] for s in d["stages"]] == [0, 1, 2], d["stages"]
 top = d["stages"][0]
 assert top["work_ahead"] is True and 0 <= top["wait_share"] <= 1.01, top
 assert 0 <= top["fill"] <= 1, top
+# memory: the prefetch ring at capacity 2 holds two batches of 64 int64 (plus element headers);
+# batch(64) reserves its arena; range buffers nothing and reads no file
+assert 2 * 64 * 8 < top["memory_bytes"] < 2 * (64 * 8 + 4096), top
+assert d["stages"][1]["memory_bytes"] >= 64 * 8, d["stages"][1]
+assert d["stages"][2]["memory_bytes"] == 0 and d["stages"][2]["io"] is None, d["stages"][2]
 for s in d["stages"]:
     for k in ("rate", "per_core_rate", "busy_share", "wait_share", "blocked_share", "fill",
               "bytes_per_s", "capacity", "own_ns"):
@@ -70,6 +75,7 @@ expect_output_has "pipeline:    range("
 expect_output_has "bottleneck:  "
 expect_output_has "bound:       "
 expect_output_has "elements/s"
+expect_output_has "memory"
 
 expect_exit 2 "$SLUICE" profile
 expect_exit 2 "$SLUICE" profile "$p" --seconds 0

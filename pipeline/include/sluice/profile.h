@@ -60,6 +60,11 @@ typedef struct sl_profile_stage {
     uint64_t fill_sum;          /* ring elements ready, summed over fill_samples */
     uint64_t workers_sum;       /* map worker tasks in flight, summed over fill_samples */
     uint64_t fill_samples;
+    /* What its buffers can hold: a work-ahead stage's ring at its capacity now x its measured
+     * element size; a shuffle, batch or cache as reserved under the iterator's memory budget
+     * at open; 0 for stages that buffer nothing. */
+    uint64_t memory_bytes;
+    const char *io; /* file sources: the I/O backend ("io_uring", "pread"); NULL otherwise */
 } sl_profile_stage;
 
 typedef struct sl_profile_snapshot {
