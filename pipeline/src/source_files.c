@@ -188,8 +188,10 @@ static int open_io(sl__stage *s, sl_io **io, sl_io_backend backend, unsigned dep
         return 0;
     const sl_io_options o = {.backend = backend, .queue_depth = depth};
     const int rc = sl_io_open(io, &o);
-    if (rc == 0)
+    if (rc == 0) {
+        sl__stage_note_io(s, sl_io_backend_name(*io)); /* for the profile */
         return 0;
+    }
     const int out = sl__stage_fail(s, rc, "opening the file reader's I/O: %s", sl_io_errmsg(*io));
     sl_io_close(*io);
     *io = NULL;

@@ -1,7 +1,8 @@
 # sluice profile: the per-stage table, the bottleneck named by its canonical text, the bound and
 # predictions as pipeline text; --json for scripts; --trace writes a Chrome trace that Debian's
 # Python json module parses, with paired events, non-negative durations and a named track for
-# every thread that recorded; usage errors exit 2.
+# every thread that recorded; each stage's memory and a file source's I/O backend; usage errors
+# exit 2.
 . "$(dirname "$0")/lib.sh"
 
 expect_exit 0 "$SLUICE" --help
@@ -76,6 +77,20 @@ expect_output_has "bottleneck:  "
 expect_output_has "bound:       "
 expect_output_has "elements/s"
 expect_output_has "memory"
+
+# a file source says which I/O backend read it; SLUICE_IO=pread selects the fallback
+"$PY" "$TOOLS/make_dataset.py" d.tfrecord --records 200 >/dev/null
+"$SLUICE" convert d.tfrecord -o d --shards 2 >/dev/null
+for io in io_uring pread; do
+  SLUICE_IO=$io expect_exit 0 "$SLUICE" profile 'records("d-*.sluice") | take(50)' --json --seconds 0.5
+  "$PY" - "$WORK/out" "$io" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+src = d["stages"][-1]
+assert src["stage"] == 'records("d-*.sluice")' and src["io"] == sys.argv[2], src
+assert d["stages"][0]["io"] is None, d["stages"][0]
+PYEOF
+done
 
 expect_exit 2 "$SLUICE" profile
 expect_exit 2 "$SLUICE" profile "$p" --seconds 0
