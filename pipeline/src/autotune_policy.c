@@ -18,7 +18,8 @@
  * attributed to it: double, judge on the next interval, keep when the output rate rose by
  * SL_AUTOTUNE_GAIN (a prefetch, whose step costs only memory: SL_AUTOTUNE_PREFETCH_GAIN),
  * else revert and settle; a kept step reopens the other settled knobs, since the bottleneck
- * they were judged behind has moved. Maps back off to what they use when mostly idle.
+ * they were judged behind has moved. Maps back off to what they use when mostly idle for want
+ * of input (not when their consumer holds them back).
  * A prefetch tries a bigger ring whenever its consumer waits on an empty one: beyond covering
  * bursts, a bigger ring lets the producer hand over more elements per wakeup, which is what
  * limits cheap stages (the trial rule undoes steps that do not pay).
@@ -26,8 +27,9 @@
  *
  * Inline mode (a map knob at 0): a map at one worker runs its function on pool workers and
  * hands each element over, which costs about a microsecond, more than a cheap function. Once
- * such a map has no climb ahead of it (settled at 1, or not saturated) and costs under
- * INLINE_MAX_COST_NS an element, it tries inline mode once, judged like any trial step. Inline, its
+ * a map has no climb ahead of it (settled, or not saturated) and costs under
+ * INLINE_MAX_COST_NS an element, it tries inline mode once, judged like any trial step (a
+ * revert restores the workers it had). Inline, its
  * cost is the consumer's sampled time in the function; when that rises past 2x the knob returns to
  * one worker and climbs as usual.
  */
@@ -44,12 +46,19 @@ static const double MAX_INTERVAL_NS = 2e9;
 static const double BUSY = 0.75;
 /* Idle: below this share the map backs off to what it uses, at TARGET utilisation. */
 static const double IDLE = 0.40, TARGET = 0.70;
+/* A map idle because its consumer is slow (its coordinator waited this share of the interval
+ * for ring room) keeps its workers: they cost nothing while idle, and the consumer may speed
+ * up (a prefetch growing after it); only a map starved by its input backs off. */
+static const double HELD_BACK = 0.25;
 /* The consumer waited this share of the interval: the stage is short of elements. */
 static const double WAITS = 0.05;
 /* Inline mode is tried only by maps cheaper than this per element: about ten handoffs
  * (profile_analysis.c's HANDOFF_NS); a costlier function gains little from losing its handoff
  * and would lose its worker. */
 static const double INLINE_MAX_COST_NS = 5000;
+/* A prefetch's trial step multiplies its capacity by this: a step costs only memory (bounded
+ * by the budget) and each takes two intervals, so big steps reach a useful ring sooner. */
+enum { PREFETCH_STEP = 4 };
 /* Cost changes beyond this factor reopen a settled knob. */
 static const double COST_CHANGE = 2.0;
 
@@ -146,6 +155,7 @@ typedef struct reading {
     double wait_share; /* consumer waiting in the stage's `next` */
     double workers;    /* map: mean workers in flight; -1 unknown */
     double helped;     /* map: the consumer's share of the interval running elements itself */
+    double blocked;    /* work-ahead: share of the interval its producer waited for ring room */
     double cost_ns;    /* per element: map work (Little's law), prefetch producer's */
     double elem_bytes; /* prefetch: bytes one ring slot holds */
 } reading;
@@ -154,6 +164,7 @@ static reading read_stage(const sl_profile_stage *p, const sl_profile_stage *n, 
 {
     reading r = {.workers = -1};
     r.wait_share = (double)delta(n->wait_ns, p->wait_ns) / dt;
+    r.blocked = (double)delta(n->blocked_ns, p->blocked_ns) / dt;
     const uint64_t samples = delta(n->fill_samples, p->fill_samples);
     const uint64_t elements = delta(n->elements, p->elements);
     if (samples >= MIN_SAMPLES)
@@ -297,18 +308,19 @@ int sl_autotune_step(sl_autotune_state *st, const sl_profile_snapshot *prev,
                        k->value < cap) {
                 next[i] = SL_MIN(2 * k->value, cap);
                 trial = i;
-            } else if (util >= 0 && util < IDLE && k->value > 1 && next[i] == k->value) {
-                const double want = r->workers / TARGET;
+            } else if (util >= 0 && util < IDLE && r->blocked < HELD_BACK && k->value > 1 &&
+                       next[i] == k->value) {
+                const double want = (r->workers + r->helped) / TARGET;
                 next[i] = SL_MAX((int64_t)1, (int64_t)want + (want > (double)(int64_t)want));
                 if (next[i] >= k->value)
                     next[i] = k->value - 1;
-            } else if (k->kind == SL_AUTOTUNE_MAP_PARALLEL && k->value == 1 && next[i] == 1 &&
+            } else if (k->kind == SL_AUTOTUNE_MAP_PARALLEL && next[i] == k->value &&
                        !k->inline_tried && trial < 0 && r->cost_ns > 0 &&
                        r->cost_ns < INLINE_MAX_COST_NS &&
                        (k->settled || (util >= 0 && util < BUSY))) {
                 next[i] = 0;
                 k->inline_tried = 1;
-                k->before = 1;
+                k->before = k->value;
                 k->trial_rate = rate;
                 trial = i;
             }
@@ -317,7 +329,7 @@ int sl_autotune_step(sl_autotune_state *st, const sl_profile_snapshot *prev,
             if (next[i] > cap) {
                 next[i] = cap;
             } else if (r->wait_share >= WAITS && !k->settled && trial < 0 && k->value < cap) {
-                next[i] = SL_MIN(2 * k->value, cap);
+                next[i] = SL_MIN(PREFETCH_STEP * k->value, cap);
                 trial = i;
             }
         }

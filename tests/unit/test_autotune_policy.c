@@ -18,14 +18,15 @@ enum { STEP_NS = 100000000 }; /* 100 ms intervals */
 /* The pipeline `range | map(f, parallel=auto)` or `... | prefetch(auto)` and its costs. */
 typedef struct sim {
     sl_profile_snapshot s;
-    int map, src, pf;  /* stage indexes (pf -1: no prefetch) */
-    double map_ns;     /* the map's cost per element on one worker */
-    double src_ns;     /* the source's cost per element */
-    double pf_rate;    /* prefetch: output elements/s per ring slot (bursty input); 0: none */
-    double handoff_ns; /* a parallel map's handing over of one element (serial); 0: free */
-    double elem_bytes; /* tensor bytes per element */
-    int64_t parallel;  /* what the policy set */
-    int64_t capacity;  /* prefetch: what the policy set */
+    int map, src, pf;   /* stage indexes (pf -1: no prefetch) */
+    double map_ns;      /* the map's cost per element on one worker */
+    double src_ns;      /* the source's cost per element */
+    double pf_rate;     /* prefetch: output elements/s per ring slot (bursty input); 0: none */
+    double handoff_ns;  /* a parallel map's handing over of one element (serial); 0: free */
+    double map_blocked; /* share of each interval the map's coordinator waits for ring room */
+    double elem_bytes;  /* tensor bytes per element */
+    int64_t parallel;   /* what the policy set */
+    int64_t capacity;   /* prefetch: what the policy set */
 } sim;
 
 static void set_stage(sl_profile_snapshot *s, int i, const char *text, const char *kind, int parent,
@@ -81,6 +82,7 @@ static void sim_advance(sim *m)
         m->s.stages[i].elements += n;
     sl_profile_stage *mp = &m->s.stages[m->map];
     mp->parallel = (int)m->parallel;
+    mp->blocked_ns += (uint64_t)(m->map_blocked * STEP_NS);
     mp->fill_samples += samples;
     mp->workers_sum += (uint64_t)llround(workers * (double)samples);
     if (m->parallel == 0)
@@ -264,6 +266,21 @@ static void test_source_bound_map_backs_off(void **state)
     assert_int_equal(m.parallel, 1);
 }
 
+/* The same idle map, but idle because its consumer is slow (its coordinator waits for ring
+ * room most of the time): it keeps its workers for when the consumer speeds up. */
+static void test_map_held_back_by_its_consumer_keeps_its_workers(void **state)
+{
+    sim m;
+    sim_init(&m, 8, 0, 1e4, 1e5);
+    m.map_blocked = 0.8;
+    sl_autotune_state st;
+    start(&m, &st, 1);
+    assert_int_equal(m.parallel, 8);
+    const sl_autotune_limits lim = {.threads = 8};
+    run(&m, &st, &lim, 5, NULL);
+    assert_int_equal(m.parallel, 8);
+}
+
 /* Past what the source allows, a doubling gains nothing: reverted, and the knob settles. */
 static void test_climb_stops_where_the_rate_stops_rising(void **state)
 {
@@ -419,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_interleave_bound_climbs_to_the_cpu_budget),
         cmocka_unit_test(test_source_bound_map_stays_at_one),
         cmocka_unit_test(test_source_bound_map_backs_off),
+        cmocka_unit_test(test_map_held_back_by_its_consumer_keeps_its_workers),
         cmocka_unit_test(test_climb_stops_where_the_rate_stops_rising),
         cmocka_unit_test(test_cost_change_reopens_the_choice),
         cmocka_unit_test(test_cheap_map_goes_inline),

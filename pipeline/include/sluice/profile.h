@@ -151,23 +151,23 @@ int sl_iter_trace_write(sl_iter *it, const char *path);
  * sl_autotune_step and applies what it decides. The policy is a pure function of two snapshots
  * and its own state (plain data, no clock), so tests drive it with made-up counters.
  *
- * The policy: an auto map starts at parallelism 1. When its workers are saturated (workers in
- * flight near its parallelism) and the consumer waits for it, it tries doubling (bounded by the
- * CPU budget shared by all auto maps); the next interval keeps the step when the output rate
- * rose by SL_AUTOTUNE_GAIN (SL_AUTOTUNE_PREFETCH_GAIN for a prefetch, whose step costs only
- * memory), else reverts and settles there; a kept step reopens the other settled knobs. A map
- * whose workers mostly idle (its input or its consumer is slower) backs off to the parallelism
- * it uses. A map at one worker that is settled or not saturated, and cheap (under 5 us an
- * element), tries inline mode once (value 0: the function runs on the consumer's thread with no
- * handoff, what a cheap function needs), kept on the same gain rule; an inline map goes back to
- * one worker when its cost rises more than 2x. An auto prefetch keeps its opened capacity,
- * doubles (trial, as above) when the consumer waits on an empty ring, and never holds more than
- * its share of the memory budget (bytes per element x capacity). An interleave(parallel=auto)
- * opens a runner thread per slot up to the CPU budget and starts with one in use; the policy
- * moves the number in use like a map's parallelism (runners busy in their slots' streams are
- * its workers, the consumer waiting for a slot's next element is its wait), sharing the CPU
- * budget with the auto maps. A settled knob reopens when its stage's cost per element changes
- * more than 2x. */
+ * The policy: the auto maps start with the CPU budget shared out among them. When its workers
+ * are saturated (workers in flight near its parallelism) and the consumer waits for it, it
+ * tries doubling (bounded by the CPU budget shared by all auto maps); the next interval keeps
+ * the step when the output rate rose by SL_AUTOTUNE_GAIN (SL_AUTOTUNE_PREFETCH_GAIN for a
+ * prefetch, whose step costs only memory), else reverts and settles there; a kept step reopens
+ * the other settled knobs. A map whose workers mostly idle for want of input backs off to the
+ * parallelism it uses. A map that is settled or not saturated, and cheap (under 5 us an
+ * element), tries inline mode once (value 0: the function runs on the consumer's thread
+ * with no handoff, what a cheap function needs), kept on the same gain rule; an inline map goes
+ * back to one worker when its cost rises more than 2x. An auto prefetch keeps its opened
+ * capacity, quadruples (trial, as above) when the consumer waits on an empty ring, and never holds
+ * more than its share of the memory budget (bytes per element x capacity). An
+ * interleave(parallel=auto) opens a runner thread per slot up to the CPU budget and starts with
+ * one in use; the policy moves the number in use like a map's parallelism (runners busy in
+ * their slots' streams are its workers, the consumer waiting for a slot's next element is its
+ * wait), sharing the CPU budget with the auto maps. A settled knob reopens when its stage's
+ * cost per element changes more than 2x. */
 enum { SL_AUTOTUNE_MAX_KNOBS = 16, SL_AUTOTUNE_INTERVAL_MS = 40 };
 #define SL_AUTOTUNE_GAIN          1.10
 #define SL_AUTOTUNE_PREFETCH_GAIN 1.03
