@@ -30,7 +30,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$ROOT/bench/peers
-CLASSES=10 PER_CLASS=200 ROUNDS=3 EPOCHS=2 INSTALL=1 NICE=0
+CLASSES=10 PER_CLASS=200 ROUNDS=3 EPOCHS=6 INSTALL=1 NICE=0
 OUT=$ROOT/build/peers-bench/$(date +%Y%m%d-%H%M%S)
 ARGS=("$@")
 while [ $# -gt 0 ]; do
