@@ -335,7 +335,11 @@ int cmd_train(int argc, char **argv)
                1e3 * r.seconds / steps_run, 1e3 * r.data_wait_s / steps_run, 100 * r.wait_share,
                1e3 * r.compute_s / steps_run);
     printf("input:        %s\n", r.verdict);
-    printf("bottleneck:   %s\n", r.bottleneck[0] ? r.bottleneck : "(not measured)");
+    /* The pipeline always has a slowest stage; say whether it matters to this run. */
+    printf("bottleneck:   %s%s\n", r.bottleneck[0] ? r.bottleneck : "(not measured)",
+           r.bottleneck[0] && strncmp(r.verdict, "not", 3) == 0
+               ? " (the input's slowest stage; it keeps up, training does not wait for it)"
+               : "");
     if (cfg.checkpoint_dir)
         printf("checkpoint:   %s/checkpoint.sltc\n", cfg.checkpoint_dir);
     if (cfg.logdir)
