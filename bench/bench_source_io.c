@@ -14,8 +14,15 @@
  * back to back, the order alternating between rounds, and read() runs beside the sequential
  * pair; a ratio is the median of the per-round ratios [min-max].
  *
+ * --windows runs another comparison instead: global_shuffle | take(K), page cache dropped
+ * before every run, with global_shuffle's batch window at 1 (one random read at a time: the
+ * old behaviour) and at 32 (the default), each on io_uring and on pread. The window is set
+ * through SLUICE_SHUFFLE_WINDOW, an environment variable for benchmarks only. The four run
+ * back to back in a round, their order rotating between rounds; ratios are per-round medians.
+ * For the figure in bench/README.md: --windows --mb 1024 --record-kb 56 --take 2000.
+ *
  * usage: bench_source_io [--dir DIR] [--mb MB] [--record-kb KB] [--take K] [--rounds R]
- *                        [--drop-caches] [--keep]
+ *                        [--drop-caches] [--windows] [--keep]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +47,7 @@ typedef struct opts {
     const char *dir;
     size_t mb, record_kb;
     int64_t take;
-    int rounds, drop_caches, keep;
+    int rounds, drop_caches, keep, windows;
     char path[4096];
 } opts;
 
@@ -124,9 +131,15 @@ static result run_ceiling(const opts *o)
     return res;
 }
 
-static result run_engine(const opts *o, int shuffled, const char *backend, int64_t n)
+/* window > 0: global_shuffle's batch window (SLUICE_SHUFFLE_WINDOW), else its default. */
+static result run_engine(const opts *o, int shuffled, const char *backend, int64_t n, int window)
 {
     setenv("SLUICE_IO", backend, 1);
+    if (window > 0) {
+        char w[16];
+        snprintf(w, sizeof w, "%d", window);
+        setenv("SLUICE_SHUFFLE_WINDOW", w, 1);
+    }
     const char *pattern = o->path;
     sl_dataset *src, *mid = NULL, *top = NULL;
     char err[512];
@@ -170,6 +183,7 @@ static result run_engine(const opts *o, int shuffled, const char *backend, int64
     sl_dataset_release(mid);
     sl_dataset_release(src);
     unsetenv("SLUICE_IO");
+    unsetenv("SLUICE_SHUFFLE_WINDOW");
     return res;
 }
 
@@ -221,6 +235,43 @@ static void print_cell(const cell *c, int rounds)
     printf(" %.0f el/s, %.0f MB/s [%.0f-%.0f] |", m, mb, mlo, mhi);
 }
 
+/* --windows: cold global_shuffle, window 1 against 32, io_uring against pread. */
+enum { W1_URING, W32_URING, W1_PREAD, W32_PREAD, NWIN };
+static void run_windows(const opts *o, int64_t n)
+{
+    static const char *const names[NWIN] = {"window 1, io_uring", "window 32, io_uring",
+                                            "window 1, pread", "window 32, pread"};
+    static cell cells[NWIN];
+    for (int r = 0; r < o->rounds; r++) {
+        for (int k = 0; k < NWIN; k++) {
+            const int v = (k + r) % NWIN; /* rotate the order between rounds */
+            drop(o);
+            const char *backend = v == W1_URING || v == W32_URING ? "io_uring" : "pread";
+            const int window = v == W1_URING || v == W1_PREAD ? 1 : 32;
+            record(&cells[v], r, run_engine(o, 1, backend, n, window));
+        }
+        fprintf(stderr, "\rround %d/%d   ", r + 1, o->rounds);
+    }
+    fprintf(stderr, "\r                        \r");
+    printf("global_shuffle | take(K), page cache dropped before every run\n\n| variant | rate "
+           "|\n|---|---|\n");
+    for (int v = 0; v < NWIN; v++) {
+        printf("| %s |", names[v]);
+        print_cell(&cells[v], o->rounds);
+        printf("\n");
+    }
+    printf("\n| ratio | median [min-max] |\n|---|---|\n| window 32 / 1, io_uring |");
+    print_ratio(&cells[W32_URING], &cells[W1_URING], o->rounds, "x");
+    printf("\n| window 32 / 1, pread |");
+    print_ratio(&cells[W32_PREAD], &cells[W1_PREAD], o->rounds, "x");
+    printf("\n| io_uring / pread, window 32 |");
+    print_ratio(&cells[W32_URING], &cells[W32_PREAD], o->rounds, "x");
+    printf("\n| window 32 io_uring / window 1 pread (old default) |");
+    print_ratio(&cells[W32_URING], &cells[W1_PREAD], o->rounds, "x");
+    printf("\npeak sluice-allocated bytes per run (MB): window 1 %.1f, window 32 %.1f\n",
+           (double)cells[W1_URING].peak / 1e6, (double)cells[W32_URING].peak / 1e6);
+}
+
 int main(int argc, char **argv)
 {
     opts o = {.dir = "/tmp/sluice-bench", .mb = 2048, .record_kb = 16, .take = 20000, .rounds = 3};
@@ -237,11 +288,13 @@ int main(int argc, char **argv)
             o.rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--drop-caches"))
             o.drop_caches = 1;
+        else if (!strcmp(argv[i], "--windows"))
+            o.windows = 1;
         else if (!strcmp(argv[i], "--keep"))
             o.keep = 1;
         else {
             fprintf(stderr, "usage: bench_source_io [--dir DIR] [--mb MB] [--record-kb KB] "
-                            "[--take K] [--rounds R] [--drop-caches] [--keep]\n");
+                            "[--take K] [--rounds R] [--drop-caches] [--windows] [--keep]\n");
             return 2;
         }
     }
@@ -267,6 +320,12 @@ int main(int argc, char **argv)
            (long long)(o.take < n ? o.take : n),
            o.drop_caches ? "drop_caches" : "posix_fadvise(DONTNEED)");
 
+    if (o.windows) {
+        run_windows(&o, n);
+        if (!o.keep)
+            unlink(o.path);
+        return 0;
+    }
     static cell cells[2][NCASES][NCOLS]; /* [cold][case][column] */
     for (int cold = 0; cold < 2; cold++) {
         if (!cold)
@@ -282,7 +341,7 @@ int main(int argc, char **argv)
                     if (cold)
                         drop(&o);
                     const int col = !strcmp(order[k], "io_uring") ? URING : PREAD;
-                    record(&cells[cold][c][col], r, run_engine(&o, c == SHUFFLED, order[k], n));
+                    record(&cells[cold][c][col], r, run_engine(&o, c == SHUFFLED, order[k], n, 0));
                 }
                 if (c == SEQUENTIAL) {
                     if (cold)

@@ -22,6 +22,10 @@
  * sl_record_reader_load_chunk (one reference, held while the cursor serves a raw chunk from
  * it): a caller with its own read-ahead reads chunks and the reader only checks them, through
  * the same serve_chunk() that checks its own spans, so both paths fail with the same message.
+ * Likewise for random reads the caller issues (sl_record_reader_record_span/_record_from, a
+ * batch in flight at once): the bytes go through the same check_raw_header(),
+ * check_raw_record() and load_zstd_chunk() as sl_record_reader_read's own; a raw record is
+ * then handed out from the caller's buffer, which the caller's element retains.
  * Every read goes through reader_pread (pread(2), or the caller's read_fn), except in mapped
  * mode (options.map): there the whole file is mapped read-only once at open, as `map`, an
  * sl_buffer whose last release unmaps it, and chunks and raw records are checked and handed
@@ -837,29 +841,81 @@ int sl_record_reader_seek(sl_record_reader *r, uint64_t i)
     return 0;
 }
 
+/* A read's outcome as the reader's own reads report it: 0 when all `want` bytes came. */
+static int read_outcome(int64_t got, uint64_t want)
+{
+    if (got < 0)
+        return got < INT32_MIN ? -EIO : (int)got;
+    return (uint64_t)got < want ? SL_ERR_TRUNCATED : 0;
+}
+
+static int header_checked(const sl_record_reader *r, uint64_t k)
+{
+    return (r->header_checked[k / 8] >> (k % 8)) & 1u;
+}
+
+/* Raw chunk of record i: binds the chunk to the index once before its records are trusted.
+ * `h` is the chunk header as the caller read it (h_got: what that read returned), or NULL to
+ * read it here. */
+static int check_raw_header(sl_record_reader *r, uint64_t i, uint64_t k, const uint8_t *h,
+                            int64_t h_got)
+{
+    if (!r->verify || header_checked(r, k))
+        return 0;
+    const sl__chunk_entry *c = &r->chunks[k];
+    uint8_t own[SL__CHUNK_HEADER];
+    int rc = 0;
+    if (r->map) {
+        h = (const uint8_t *)sl_buffer_data(r->map) + c->offset;
+    } else if (!h) {
+        rc = reader_pread(r, own, sizeof own, c->offset);
+        h = own;
+    } else {
+        rc = read_outcome(h_got, SL__CHUNK_HEADER);
+    }
+    if (rc < 0)
+        return fail_at(r, rc, i, k, c->offset, "reading chunk header");
+    SL_TRY(check_chunk_header(r, k, h, i));
+    r->header_checked[k / 8] |= (uint8_t)(1u << (k % 8));
+    return 0;
+}
+
+/* Record i's stored bytes (the record, then its crc32c) at p, as read from offset off. */
+static int check_raw_record(sl_record_reader *r, uint64_t i, const sl__record_entry *e,
+                            const uint8_t *p, uint64_t off)
+{
+    if (r->verify && sl__record_crc(p, e->length) != sl__load_u32le(p + e->length))
+        return fail_at(r, SL_ERR_CORRUPT, i, e->chunk, off, "record crc32c mismatch");
+    return 0;
+}
+
+/* Zstd chunk k's stored bytes (header, payload) at src, read for record i: checked like
+ * `next` checks them, then decompressed into zbody. */
+static int load_zstd_chunk(sl_record_reader *r, uint64_t i, uint64_t k, const uint8_t *src)
+{
+    const sl__chunk_entry *c = &r->chunks[k];
+    if (r->verify) {
+        SL_TRY(check_chunk_header(r, k, src, i));
+        if (sl_crc32c(0, src + SL__CHUNK_HEADER, c->stored_size) != c->payload_crc)
+            return fail_at(r, SL_ERR_CORRUPT, i, k, c->offset + SL__CHUNK_HEADER,
+                           "chunk payload crc32c mismatch");
+    }
+    return decompress_chunk(r, k, src + SL__CHUNK_HEADER, i);
+}
+
+static uint64_t raw_record_offset(const sl_record_reader *r, const sl__record_entry *e)
+{
+    return r->chunks[e->chunk].offset + SL__CHUNK_HEADER + e->body_offset;
+}
+
 static int read_raw_record(sl_record_reader *r, uint64_t i, const sl__record_entry *e,
                            sl_record *rec)
 {
-    const sl__chunk_entry *c = &r->chunks[e->chunk];
-    const uint64_t off = c->offset + SL__CHUNK_HEADER + e->body_offset;
-    const uint8_t *mapped = r->map ? sl_buffer_data(r->map) : NULL;
-    if (r->verify && !(r->header_checked[e->chunk / 8] & (1u << (e->chunk % 8)))) {
-        /* Once per chunk: bind the chunk to the index before trusting its records. */
-        uint8_t h[SL__CHUNK_HEADER];
-        const uint8_t *hp = h;
-        if (mapped) {
-            hp = mapped + c->offset;
-        } else {
-            const int rc = reader_pread(r, h, sizeof h, c->offset);
-            if (rc < 0)
-                return fail_at(r, rc, i, e->chunk, c->offset, "reading chunk header");
-        }
-        SL_TRY(check_chunk_header(r, e->chunk, hp, i));
-        r->header_checked[e->chunk / 8] |= (uint8_t)(1u << (e->chunk % 8));
-    }
-    const uint8_t *p = mapped ? mapped + off : NULL;
+    const uint64_t off = raw_record_offset(r, e);
+    SL_TRY(check_raw_header(r, i, e->chunk, NULL, 0));
+    const uint8_t *p = r->map ? (const uint8_t *)sl_buffer_data(r->map) + off : NULL;
     sl_buffer *owner = r->map;
-    if (!mapped) {
+    if (!r->map) {
         const size_t n = (size_t)e->length + SL__RECORD_CRC;
         int rc = own_buffer(&r->rbuf, n);
         if (rc < 0)
@@ -870,8 +926,7 @@ static int read_raw_record(sl_record_reader *r, uint64_t i, const sl__record_ent
         p = sl_buffer_data(r->rbuf);
         owner = r->rbuf;
     }
-    if (r->verify && sl__record_crc(p, e->length) != sl__load_u32le(p + e->length))
-        return fail_at(r, SL_ERR_CORRUPT, i, e->chunk, off, "record crc32c mismatch");
+    SL_TRY(check_raw_record(r, i, e, p, off));
     hand_out(rec, p, e, i, owner);
     return 0;
 }
@@ -898,13 +953,7 @@ static int read_zstd_record(sl_record_reader *r, uint64_t i, const sl__record_en
                 return fail_at(r, rc, i, k, c->offset, "reading chunk");
             src = r->cbuf;
         }
-        if (r->verify) {
-            SL_TRY(check_chunk_header(r, k, src, i));
-            if (sl_crc32c(0, src + SL__CHUNK_HEADER, c->stored_size) != c->payload_crc)
-                return fail_at(r, SL_ERR_CORRUPT, i, k, c->offset + SL__CHUNK_HEADER,
-                               "chunk payload crc32c mismatch");
-        }
-        SL_TRY(decompress_chunk(r, k, src + SL__CHUNK_HEADER, i));
+        SL_TRY(load_zstd_chunk(r, i, k, src));
     }
     hand_out(rec, (const uint8_t *)sl_buffer_data(r->zbody) + e->body_offset, e, i, r->zbody);
     return 0;
@@ -1005,4 +1054,78 @@ int sl_record_reader_load_chunk(sl_record_reader *r, uint64_t k, sl_buffer *buf,
     if (rc < 0 || e->codec != SL__CODEC_RAW)
         drop_loan(r); /* a zstd chunk is served from zbody: the stored bytes are done with */
     return rc;
+}
+
+/* ---- random reads the caller issues ------------------------------------------------------ */
+
+static int check_record_index(sl_record_reader *r, uint64_t i, const sl__record_entry **e)
+{
+    if (i >= r->nrecords)
+        return sl__errmsg_set(&r->err, SL_ERR_RANGE,
+                              "%s: record %" PRIu64 " requested, file has %" PRIu64, r->path, i,
+                              r->nrecords);
+    return record_entry(r, i, e);
+}
+
+int sl_record_reader_record_span(sl_record_reader *r, uint64_t i, sl_record_span *span)
+{
+    const sl__record_entry *e = NULL;
+    SL_TRY(check_record_index(r, i, &e));
+    const sl__chunk_entry *c = &r->chunks[e->chunk];
+    memset(span, 0, sizeof *span);
+    span->chunk = e->chunk;
+    /* In memory already (the sequential chunk, the cached zstd body, or a mapped file). */
+    if (r->cur_chunk == e->chunk || r->map || (c->codec == SL__CODEC_ZSTD && r->zchunk == e->chunk))
+        return 0;
+    if (c->codec == SL__CODEC_ZSTD) {
+        span->offset = c->offset;
+        span->length = sl__chunk_span(c->stored_size);
+        span->whole_chunk = 1;
+        return 0;
+    }
+    span->offset = raw_record_offset(r, e);
+    span->length = (uint64_t)e->length + SL__RECORD_CRC;
+    if (r->verify && !header_checked(r, e->chunk)) {
+        span->header_offset = c->offset;
+        span->header_length = SL__CHUNK_HEADER;
+    }
+    return 0;
+}
+
+int sl_record_reader_record_from(sl_record_reader *r, uint64_t i, const uint8_t *header,
+                                 int64_t header_got, sl_buffer *buf, size_t at, int64_t got,
+                                 sl_record *rec)
+{
+    const sl__record_entry *e = NULL;
+    SL_TRY(check_record_index(r, i, &e));
+    const uint64_t k = e->chunk;
+    const sl__chunk_entry *c = &r->chunks[k];
+    const int zstd = c->codec == SL__CODEC_ZSTD;
+    if (!buf) /* the span was empty: served from memory (or read here if that moved on) */
+        return sl_record_reader_read(r, i, rec);
+    if (zstd && r->zchunk == k) { /* an earlier record of the batch loaded this chunk */
+        hand_out(rec, (const uint8_t *)sl_buffer_data(r->zbody) + e->body_offset, e, i, r->zbody);
+        return 0;
+    }
+    const uint64_t off = zstd ? c->offset : raw_record_offset(r, e);
+    const uint64_t length =
+        zstd ? sl__chunk_span(c->stored_size) : (uint64_t)e->length + SL__RECORD_CRC;
+    const char *what = zstd ? "reading chunk" : "reading record";
+    if (!zstd)
+        SL_TRY(check_raw_header(r, i, k, header, header_got));
+    const int rc = read_outcome(got, length);
+    if (rc < 0)
+        return fail_at(r, rc, i, k, off, what);
+    if (at > sl_buffer_size(buf) || length > sl_buffer_size(buf) - at)
+        return fail_at(r, SL_ERR_INVAL, i, k, off,
+                       "record bytes handed over lie outside their buffer");
+    const uint8_t *p = (const uint8_t *)sl_buffer_data(buf) + at;
+    if (zstd) {
+        SL_TRY(load_zstd_chunk(r, i, k, p));
+        hand_out(rec, (const uint8_t *)sl_buffer_data(r->zbody) + e->body_offset, e, i, r->zbody);
+        return 0;
+    }
+    SL_TRY(check_raw_record(r, i, e, p, off));
+    hand_out(rec, p, e, i, buf);
+    return 0;
 }

@@ -210,6 +210,21 @@ void sl__stage_close(sl__stage *s)
     s->ops->close(s);
 }
 
+int sl__stage_get_batch(sl__stage *s, const uint64_t *idx, size_t n, sl_element *out)
+{
+    if (s->ops->get_batch)
+        return s->ops->get_batch(s, idx, n, out);
+    for (size_t j = 0; j < n; j++) {
+        const int rc = s->ops->get(s, idx[j], &out[j]);
+        if (rc) { /* all or nothing */
+            for (size_t k = 0; k < j; k++)
+                sl_element_release(&out[k]);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 sl__stage *sl__ctx_live_stage(sl__ctx *ctx, const char *kind)
 {
     for (int i = 0; i < ctx->nstats; i++)

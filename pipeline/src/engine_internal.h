@@ -82,6 +82,11 @@ typedef struct sl__stage_ops {
     /* Random access stages: makes `next` continue at element pos (0 <= pos <= cardinality).
      * NULL when the stage has no `get`. */
     int (*seek)(sl__stage *s, uint64_t pos);
+    /* Optional batched `get`: elements idx[0..n) into out[0..n) (zeroed by the caller), all or
+     * nothing: on failure every element is released and the message names the failing one.
+     * Lets a source keep all n reads in flight at once (global_shuffle's window). NULL: the
+     * engine loops `get` (sl__stage_get_batch). */
+    int (*get_batch)(sl__stage *s, const uint64_t *idx, size_t n, sl_element *out);
 } sl__stage_ops;
 
 /* Counters of one dataset node, kept by the iterator across the stage instances repeat()
@@ -324,6 +329,8 @@ static inline int sl__stage_get(sl__stage *s, uint64_t i, sl_element *out)
 {
     return s->ops->get(s, i, out);
 }
+/* `get_batch` where the stage has one, else `get` element by element (same contract). */
+int sl__stage_get_batch(sl__stage *s, const uint64_t *idx, size_t n, sl_element *out);
 
 /* Records an error "<stage text>: <formatted>: <cause>" (first one wins) and returns code. */
 int sl__stage_fail(sl__stage *s, int code, const char *fmt, ...)

@@ -32,10 +32,16 @@
  * most max(RA_BYTES, 2 spans), reported to the memory budget. Ring invariant: spans
  * [head, head + live) cover consecutive chunks in file order starting at or before the chunk
  * `next` reads; a span's buffer is rewritten only after its read finished and only when no
- * element or reader holds it (refcount 1), else a fresh buffer replaces it. Random access
- * (`get`) reads through a second sl_io, one read at a time (the engine asks for one element
- * at a time), on pread unless SLUICE_IO=io_uring (random_backend). The readers' own reads (header,
- * index, a chunk not read ahead) go through the same sl_io as synchronous single reads (read_fn).
+ * element or reader holds it (refcount 1), else a fresh buffer replaces it. Random access of
+ * one element (`get`) reads through a second sl_io, one read at a time, on pread unless
+ * SLUICE_IO=io_uring (random_backend). A batch (`get_batch`, global_shuffle's window) finds
+ * every record's span with sl_record_reader_record_span, submits all the reads at once to a
+ * third sl_io (SL_IO_AUTO: io_uring unless SLUICE_IO=pread, which runs them in a loop) and
+ * builds each element as its reads complete with sl_record_reader_record_from (the checks and
+ * messages of sl_record_reader_read); all or nothing, and every read has finished before it
+ * returns, so the batch buffer is never written after. The random readers' own reads (header,
+ * index) go through the second sl_io as synchronous single reads (read_fn), as the sequential
+ * readers' own reads (header, index, a chunk not read ahead) go through the first.
  * TFRecord readers get the same read_fns: their sequential 1 MiB blocks go through the
  * sequential sl_io one at a time (no ring: the kernel's read-ahead works ahead of them) and
  * their random reads through the random one.
@@ -69,6 +75,10 @@ enum {
     RA_BYTES = 8 << 20,
     RA_IO_DEPTH = RA_DEPTH + 1, /* + one synchronous read of a reader's own */
     RANDOM_IO_DEPTH = 1,        /* `get` reads one record (or chunk) at a time */
+    /* get_batch: a batch's reads all go to the sl_io at once; this many are in the kernel
+     * together (global_shuffle's window of 32 records, plus chunk headers read beside them).
+     * Beyond it they wait in the sl_io's FIFO. */
+    BATCH_IO_DEPTH = 64,
 };
 
 typedef struct files_params {
@@ -110,6 +120,7 @@ typedef struct files_stage {
     /* Sluice files' I/O (see the top of the file). */
     sl_io *io;           /* sequential reads; opened by the first `next` */
     sl_io *rio;          /* random access; opened by the first `get` */
+    sl_io *bio;          /* batched random access; opened by the first get_batch */
     ra_span *spans;      /* (nspans) ring; [head, head + live) issued, in file order */
     unsigned head, live; /* ring position of the oldest span, spans issued */
     size_t plan_file;    /* the next span starts at chunk plan_chunk of plan_file */
@@ -526,6 +537,24 @@ static size_t file_of(const files_params *p, uint64_t i)
     return lo;
 }
 
+/* The random-access reader of sluice file k, opened on first use (its own reads: rio). */
+static int random_reader(files_stage *f, size_t k, sl_record_reader **out)
+{
+    const files_params *p = fp(&f->base);
+    int rc;
+    SL_TRY(open_io(&f->base, &f->rio, random_backend(), RANDOM_IO_DEPTH));
+    const sl_record_reader_options o = {.read_fn = random_read, .read_user = f};
+    if (!f->ra[k] && (rc = sl_record_reader_open(&f->ra[k], p->paths[k], &o)) != 0) {
+        rc = sl__stage_fail_raw(&f->base, rc,
+                                f->ra[k] ? sl_record_reader_errmsg(f->ra[k]) : p->paths[k]);
+        sl_record_reader_close(f->ra[k]);
+        f->ra[k] = NULL;
+        return rc;
+    }
+    *out = f->ra[k];
+    return 0;
+}
+
 static int files_get(sl__stage *s, uint64_t i, sl_element *out)
 {
     files_stage *f = (files_stage *)s;
@@ -537,15 +566,8 @@ static int files_get(sl__stage *s, uint64_t i, sl_element *out)
     const uint64_t local = i - p->starts[k];
     int rc;
     if (p->kind == KIND_SLUICE) {
-        SL_TRY(open_io(s, &f->rio, random_backend(), RANDOM_IO_DEPTH));
-        const sl_record_reader_options o = {.read_fn = random_read, .read_user = f};
-        if (!f->ra[k] && (rc = sl_record_reader_open(&f->ra[k], p->paths[k], &o)) != 0) {
-            rc = sl__stage_fail_raw(s, rc,
-                                    f->ra[k] ? sl_record_reader_errmsg(f->ra[k]) : p->paths[k]);
-            sl_record_reader_close(f->ra[k]);
-            f->ra[k] = NULL;
-            return rc;
-        }
+        sl_record_reader *r;
+        SL_TRY(random_reader(f, k, &r));
         sl_record rec;
         if ((rc = sl_record_reader_read(f->ra[k], local, &rec)) != 0)
             return sl__stage_fail_raw(s, rc, sl_record_reader_errmsg(f->ra[k]));
@@ -569,6 +591,192 @@ static int files_get(sl__stage *s, uint64_t i, sl_element *out)
     return element_from_bytes(s, rec.data, rec.size, out);
 }
 
+/* Test hook (tests/unit/test_global_shuffle_batch.c): the most reads one get_batch had
+ * submitted and not yet waited for, i.e. in flight together. Not part of any API. */
+extern _Atomic uint64_t sl__files_batch_peak;
+_Atomic uint64_t sl__files_batch_peak;
+
+/* One element of a batch: where its bytes are read. */
+typedef struct batch_item {
+    size_t file;
+    uint64_t local;
+    sl_record_span span;
+    long data, header; /* indices into the requests, or -1 */
+    int built;
+} batch_item;
+
+/* Waits for every read of the batch still outstanding (the kernel writes into the buffer until
+ * then), keeping the first failure. */
+static int batch_drain(files_stage *f, int rc)
+{
+    sl_io_request *done[BATCH_IO_DEPTH];
+    size_t nd;
+    while (sl_io_outstanding(f->bio) > 0) {
+        const int w = sl_io_wait(f->bio, sl_io_outstanding(f->bio), done, BATCH_IO_DEPTH, &nd);
+        if (w < 0) {
+            if (rc == 0)
+                rc = sl__stage_fail(&f->base, w, "%s", sl_io_errmsg(f->bio));
+            /* A sticky ring failure: closing waits for the reads the kernel still holds, before
+             * the caller frees their buffer; the next batch opens a fresh sl_io. */
+            sl_io_close(f->bio);
+            f->bio = NULL;
+            break;
+        }
+    }
+    return rc;
+}
+
+/* Builds element j from its completed reads, and then every later element sharing its read
+ * (records of one zstd chunk: decompressed once). */
+static int batch_build(files_stage *f, batch_item *it, size_t n, size_t j, sl_io_request *req,
+                       sl_buffer *buf, sl_element *out)
+{
+    const files_params *p = fp(&f->base);
+    for (size_t m = j; m < n; m++) {
+        if (it[m].built ||
+            (m != j && (it[m].data < 0 || it[m].data != it[j].data || it[m].file != it[j].file)))
+            continue;
+        sl_record_reader *r = f->ra[it[m].file];
+        const sl_io_request *d = it[m].data >= 0 ? &req[it[m].data] : NULL;
+        const sl_io_request *h = it[m].header >= 0 ? &req[it[m].header] : NULL;
+        const uint8_t *base = sl_buffer_data(buf);
+        sl_record rec;
+        const int rc = sl_record_reader_record_from(
+            r, it[m].local, h ? (const uint8_t *)h->buf : NULL, h ? h->result : 0, d ? buf : NULL,
+            d ? (size_t)((const uint8_t *)d->buf - base) : 0, d ? d->result : 0, &rec);
+        if (rc)
+            return sl__stage_fail_raw(&f->base, rc, sl_record_reader_errmsg(r));
+        SL_TRY(element_from_sluice(&f->base, &rec, p->paths[it[m].file], &out[m]));
+        it[m].built = 1;
+    }
+    return 0;
+}
+
+/* Native batch for sluice files: every record's span found first, then all reads submitted to
+ * the batch sl_io at once (io_uring overlaps them; SLUICE_IO=pread runs them in a loop), and
+ * each element built as its reads complete. One buffer holds the batch's bytes; raw records'
+ * tensors view it. TFRecord files take the element-by-element loop. */
+static int files_get_batch(sl__stage *s, const uint64_t *idx, size_t n, sl_element *out)
+{
+    files_stage *f = (files_stage *)s;
+    const files_params *p = fp(s);
+    if (p->kind != KIND_SLUICE) {
+        for (size_t j = 0; j < n; j++) {
+            const int rc = files_get(s, idx[j], &out[j]);
+            if (rc) {
+                for (size_t k = 0; k < j; k++)
+                    sl_element_release(&out[k]);
+                return rc;
+            }
+        }
+        return 0;
+    }
+    if (n == 0)
+        return 0;
+    SL_TRY(open_io(s, &f->bio, SL_IO_AUTO, BATCH_IO_DEPTH));
+    batch_item *it = sl_calloc(n, sizeof *it);
+    sl_io_request *req = sl_calloc(2 * n, sizeof *req);
+    sl_buffer *buf = NULL;
+    int rc = it && req ? 0 : sl__stage_fail(s, SL_ERR_NOMEM, "a batch of %zu elements", n);
+    /* Spans, and the buffer's layout: reads of one zstd chunk or one chunk header shared. */
+    uint64_t bytes = 0;
+    size_t nreq = 0;
+    for (size_t j = 0; rc == 0 && j < n; j++) {
+        if (idx[j] >= p->starts[p->nfiles]) {
+            rc = sl__stage_fail(s, SL_ERR_RANGE, "element %llu of %llu", (unsigned long long)idx[j],
+                                (unsigned long long)p->starts[p->nfiles]);
+            break;
+        }
+        batch_item *b = &it[j];
+        b->file = file_of(p, idx[j]);
+        b->local = idx[j] - p->starts[b->file];
+        b->data = b->header = -1;
+        sl_record_reader *r;
+        if ((rc = random_reader(f, b->file, &r)) != 0)
+            break;
+        if ((rc = sl_record_reader_record_span(r, b->local, &b->span)) != 0) {
+            rc = sl__stage_fail_raw(s, rc, sl_record_reader_errmsg(r));
+            break;
+        }
+        for (size_t m = 0; m < j; m++) {
+            if (it[m].file != b->file || it[m].span.chunk != b->span.chunk)
+                continue;
+            if (b->span.whole_chunk && it[m].span.whole_chunk)
+                b->data = it[m].data;
+            if (b->span.header_length && it[m].header >= 0)
+                b->header = it[m].header;
+        }
+        const int fd = sl_record_reader_fd(r);
+        if (b->span.length && b->data < 0) {
+            req[nreq] = (sl_io_request){.fd = fd,
+                                        .offset = b->span.offset,
+                                        .length = b->span.length,
+                                        .buf = (void *)(uintptr_t)bytes};
+            b->data = (long)nreq++;
+            bytes += ((b->span.length + 63) & ~(uint64_t)63);
+        }
+        if (b->span.header_length && b->header < 0) {
+            req[nreq] = (sl_io_request){.fd = fd,
+                                        .offset = b->span.header_offset,
+                                        .length = b->span.header_length,
+                                        .buf = (void *)(uintptr_t)bytes};
+            b->header = (long)nreq++;
+            bytes += (uint64_t)64;
+        }
+    }
+    if (rc == 0 && sl_buffer_create(&buf, bytes ? bytes : 1) != 0)
+        rc = sl__stage_fail(s, SL_ERR_NOMEM, "%llu bytes for a batch of %zu elements",
+                            (unsigned long long)bytes, n);
+    for (size_t q = 0; rc == 0 && q < nreq; q++) { /* offsets into the buffer become pointers */
+        req[q].buf = (uint8_t *)sl_buffer_data(buf) + (uintptr_t)req[q].buf;
+        req[q].user = &req[q];
+    }
+    if (rc == 0 && nreq && (rc = sl_io_submit(f->bio, req, nreq)) != 0)
+        rc = sl__stage_fail(s, rc, "%s", sl_io_errmsg(f->bio));
+    if (rc == 0) {
+        const uint64_t now = sl_io_outstanding(f->bio);
+        if (now > atomic_load_explicit(&sl__files_batch_peak, memory_order_relaxed))
+            atomic_store_explicit(&sl__files_batch_peak, now, memory_order_relaxed);
+    }
+    /* Elements in index order of completion: after each wait, build those whose reads are in. */
+    char *finished = rc == 0 ? sl_calloc(nreq ? nreq : 1, 1) : NULL;
+    if (rc == 0 && !finished)
+        rc = sl__stage_fail(s, SL_ERR_NOMEM, "a batch of %zu elements", n);
+    size_t built = 0;
+    while (rc == 0 && built < n) {
+        for (size_t j = 0; rc == 0 && j < n; j++) {
+            if (it[j].built || (it[j].data >= 0 && !finished[it[j].data]) ||
+                (it[j].header >= 0 && !finished[it[j].header]))
+                continue;
+            rc = batch_build(f, it, n, j, req, buf, out);
+        }
+        built = 0;
+        for (size_t j = 0; j < n; j++)
+            built += (size_t)it[j].built;
+        if (rc || built == n)
+            break;
+        sl_io_request *done[BATCH_IO_DEPTH];
+        size_t nd = 0;
+        const int w = sl_io_wait(f->bio, 1, done, BATCH_IO_DEPTH, &nd);
+        if (w < 0)
+            rc = sl__stage_fail(s, w, "%s", sl_io_errmsg(f->bio));
+        else if (w == SL_EOF) /* every read in, yet an element unbuilt: a bug of this file */
+            rc = sl__stage_fail(s, SL_ERR_INVAL, "batch reads missing");
+        for (size_t k = 0; k < nd; k++)
+            finished[(sl_io_request *)done[k]->user - req] = 1;
+    }
+    if (f->bio)
+        rc = batch_drain(f, rc);
+    if (rc)
+        for (size_t j = 0; j < n; j++)
+            sl_element_release(&out[j]);
+    sl_buffer_release(buf); /* raw elements hold their own references */
+    sl_free(finished);
+    sl_free(req);
+    sl_free(it);
+    return rc;
+}
+
 static void files_close(sl__stage *s)
 {
     files_stage *f = (files_stage *)s;
@@ -577,6 +785,7 @@ static void files_close(sl__stage *s)
      * them before the buffers go. */
     sl_io_close(f->io);
     sl_io_close(f->rio);
+    sl_io_close(f->bio);
     close_seq(f);
     sl_record_reader_close(f->ahead);
     for (size_t i = 0; i < p->nfiles; i++) {
@@ -659,8 +868,8 @@ static int files_restore_uncounted(files_stage *f, uint64_t cur, uint64_t local)
     return 0;
 }
 
-static const sl__stage_ops files_stage_ops = {files_next, NULL,       files_close,
-                                              files_get,  files_save, files_seek};
+static const sl__stage_ops files_stage_ops = {files_next, NULL,       files_close,    files_get,
+                                              files_save, files_seek, files_get_batch};
 
 static int files_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
                       sl__stage **out)

@@ -657,6 +657,31 @@ static int map_get(sl__stage *s, uint64_t i, sl_element *out)
               : 0;
 }
 
+/* Batched random access: the input's batch (its reads in flight together), then the function
+ * on each element in order, as map_get applies it. All or nothing. */
+static int map_get_batch(sl__stage *s, const uint64_t *idx, size_t n, sl_element *out)
+{
+    map_stage *m = (map_stage *)s;
+    sl_element *in = sl_calloc(n ? n : 1, sizeof *in);
+    if (!in)
+        return sl__stage_fail(s, SL_ERR_NOMEM, "%zu elements", n);
+    int rc = sl__stage_get_batch(m->input, idx, n, in);
+    char err[ERR_CAP];
+    for (size_t j = 0; rc == 0 && j < n; j++) {
+        rc = apply(m, idx[j], &in[j], &out[j], err, NULL); /* consumes in[j] */
+        if (rc) {
+            rc = sl__stage_fail(s, rc, "element %llu%s%s", (unsigned long long)idx[j],
+                                err[0] ? ": " : "", err);
+            for (size_t k = 0; k < j; k++)
+                sl_element_release(&out[k]);
+            for (size_t k = j + 1; k < n; k++)
+                sl_element_release(&in[k]);
+        }
+    }
+    sl_free(in);
+    return rc;
+}
+
 /* ---- checkpoints -------------------------------------------------------------------------- */
 
 /* Sequential map and filter run synchronously: their counter, then the input's state. */
@@ -727,9 +752,10 @@ static int parallel_seek(sl__stage *s, uint64_t pos)
 }
 
 static const sl__stage_ops map_sequential_ops = {
-    map_next_sequential, map_cancel, map_close, map_get, sequential_save, sequential_seek};
-static const sl__stage_ops map_parallel_ops = {map_next_parallel, map_cancel,    map_close,
-                                               map_get,           parallel_save, parallel_seek};
+    map_next_sequential, map_cancel,      map_close,    map_get,
+    sequential_save,     sequential_seek, map_get_batch};
+static const sl__stage_ops map_parallel_ops = {
+    map_next_parallel, map_cancel, map_close, map_get, parallel_save, parallel_seek, map_get_batch};
 static const sl__stage_ops filter_stage_ops = {filter_next, map_cancel, map_close, NULL,
                                                sequential_save};
 

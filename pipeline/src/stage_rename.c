@@ -81,6 +81,22 @@ static int rename_get(sl__stage *s, uint64_t i, sl_element *out)
     return relabel(s, i, out);
 }
 
+/* The input's batch (reads in flight together), then each element relabelled. */
+static int rename_get_batch(sl__stage *s, const uint64_t *idx, size_t n, sl_element *out)
+{
+    SL_TRY(sl__stage_get_batch(((rename_stage *)s)->input, idx, n, out));
+    for (size_t j = 0; j < n; j++) {
+        const int rc = relabel(s, idx[j], &out[j]);
+        if (rc) { /* relabel released out[j] */
+            for (size_t k = 0; k < n; k++)
+                if (k != j)
+                    sl_element_release(&out[k]);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static void rename_cancel(sl__stage *s)
 {
     sl__stage_cancel(((rename_stage *)s)->input);
@@ -107,8 +123,9 @@ static int rename_seek(sl__stage *s, uint64_t pos)
     return sl__stage_seek(r->input, pos);
 }
 
-static const sl__stage_ops rename_stage_ops = {rename_next, rename_cancel, rename_close,
-                                               rename_get,  rename_save,   rename_seek};
+static const sl__stage_ops rename_stage_ops = {rename_next,     rename_cancel, rename_close,
+                                               rename_get,      rename_save,   rename_seek,
+                                               rename_get_batch};
 
 static int rename_open(const sl_dataset *ds, sl__ctx *ctx, uint64_t epoch, sl__state_reader *st,
                        sl__stage **out)

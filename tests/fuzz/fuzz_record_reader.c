@@ -1,7 +1,8 @@
 /*
  * Fuzz target for the .sluice reader, verify and scan: whatever the bytes, opening, reading
  * every record (sequentially and at random, with and without verification, copied into the
- * reader's buffers and from a mapping of the file), verifying and scanning must return codes,
+ * reader's buffers and from a mapping of the file, and at random through the caller-read span
+ * API: record_span, pread here, record_from), verifying and scanning must return codes,
  * never crash, never read out of bounds, never leak.
  *
  * The input becomes a memfd read through /proc/self/fd/N, so no file system is touched. Seed
@@ -34,6 +35,34 @@ static int count_record(const sl_record *rec, void *user)
     return 0;
 }
 
+/* Record i the way a batching caller reads it: its span read here with pread, then handed
+ * back to the reader to check and serve. */
+static uint64_t read_by_span(sl_record_reader *r, uint64_t i, size_t file_size)
+{
+    sl_record_span sp;
+    if (sl_record_reader_record_span(r, i, &sp) != 0 || sp.length > file_size + 64)
+        return 0;
+    uint8_t header[64];
+    int64_t header_got = 0;
+    const int fd = sl_record_reader_fd(r);
+    if (sp.header_length)
+        header_got = pread(fd, header, sp.header_length, (off_t)sp.header_offset);
+    sl_buffer *buf = NULL;
+    int64_t got = 0;
+    if (sp.length) {
+        if (sl_buffer_create(&buf, sp.length + 8) != 0)
+            return 0;
+        got = pread(fd, (uint8_t *)sl_buffer_data(buf) + 8, sp.length, (off_t)sp.offset);
+    }
+    sl_record rec;
+    uint64_t sum = 0;
+    if (sl_record_reader_record_from(r, i, sp.header_length ? header : NULL, header_got, buf, 8,
+                                     got, &rec) == 0)
+        sum = rec.size ? rec.data[0] + rec.data[rec.size - 1] : 0;
+    sl_buffer_release(buf);
+    return sum;
+}
+
 static void read_all(const char *path, int skip_verify, int map, const uint8_t *data, size_t size)
 {
     const sl_record_reader_options o = {.skip_verify = skip_verify, .map = map};
@@ -49,6 +78,8 @@ static void read_all(const char *path, int skip_verify, int map, const uint8_t *
             if (sl_record_reader_read(r, i, &rec) == 0)
                 sum += rec.size ? rec.data[0] : 0;
         }
+        for (size_t k = 0; k < 16 && count; k++) /* the batch API, spans read by us */
+            sum += read_by_span(r, (k < size ? data[size - 1 - k] * 40503u : k) % count, size);
         sl_record_reader_seek(r, count / 2);
         sl_record_reader_next(r, &rec);
         sl_record_file_info info;

@@ -182,6 +182,40 @@ int sl_record_reader_fd(const sl_record_reader *r);
 int sl_record_reader_load_chunk(sl_record_reader *r, uint64_t k, sl_buffer *buf, size_t at,
                                 int64_t got);
 
+/* ---- random reads the caller issues (batches) -------------------------------------------
+ *
+ * A caller that wants many random reads in flight at once (e.g. a shuffle window through
+ * io_uring) asks for each record's span, reads the bytes itself, and hands them back; the
+ * reader checks them exactly as sl_record_reader_read checks its own reads (same errors,
+ * naming file, record, chunk and offset):
+ *
+ *     sl_record_reader_record_span(r, i, &sp);   // read sp.length bytes at sp.offset (and the
+ *                                                // chunk header when sp.header_length > 0)
+ *     sl_record_reader_record_from(r, i, hdr, hdr_got, buf, at, got, &rec);
+ *
+ * A raw record's span is the record and its crc32c; a zstd record's is its whole chunk
+ * (records of one chunk may share one read: the first record_from decompresses it, the others
+ * are served from the decompressed body). */
+typedef struct sl_record_span {
+    uint64_t offset, length; /* bytes to read; length 0: nothing (the record is in memory) */
+    uint64_t header_offset;  /* raw chunks whose header was not yet checked against the */
+    uint32_t header_length;  /* index: read these bytes too (0: not needed) */
+    int whole_chunk;         /* 1: the span is chunk `chunk` (zstd), shareable */
+    uint64_t chunk;          /* the chunk holding the record */
+} sl_record_span;
+
+/* Record i's span (SL_ERR_RANGE when i >= count). */
+int sl_record_reader_record_span(sl_record_reader *r, uint64_t i, sl_record_span *span);
+/* Record i from the caller's read of its span: `buf` holds the span's bytes at byte `at`, and
+ * `got` is what the read returned (bytes read, or -errno); `header`/`header_got` the same for
+ * the chunk header when the span asked for one, else NULL (the reader then reads it itself if
+ * it still needs it). buf NULL: the span was empty; the record is served as
+ * sl_record_reader_read serves it. A raw record points into buf (rec->buffer is buf, not
+ * retained); a zstd record into the reader's body, valid as sl_record_reader_read's. */
+int sl_record_reader_record_from(sl_record_reader *r, uint64_t i, const uint8_t *header,
+                                 int64_t header_got, sl_buffer *buf, size_t at, int64_t got,
+                                 sl_record *rec);
+
 typedef struct sl_record_file_info {
     uint32_t version_major, version_minor;
     uint64_t records;
