@@ -104,6 +104,7 @@ typedef struct sl__stage_ops {
  * relaxed fetch-adds, a few per batch of work. The analysis (profile_analysis.c) derives rates
  * and shares from a snapshot of these (sl_iter_profile). */
 enum { SL__SAMPLE_EVERY = 64 };
+_Static_assert(SL__SAMPLE_EVERY == 64, "sl__stage_next's sampling hash takes the top 6 bits");
 typedef struct sl__node_stats {
     const sl_dataset *ds;
     int depth;                    /* 0 for the pipeline's last stage, inputs deeper */
@@ -305,9 +306,12 @@ static inline int sl__stage_next(sl__stage *s, sl_element *out)
     if (!st)
         return s->ops->next(s, out);
     const uint64_t calls = atomic_load_explicit(&st->calls, memory_order_relaxed);
-    /* Not the first call: a stage's first call often fills a buffer and would skew a short
-     * run's mean. */
-    if (calls % SL__SAMPLE_EVERY == SL__SAMPLE_EVERY / 2)
+    /* One call in each run of SL__SAMPLE_EVERY, at a position that changes from run to run
+     * (a multiplicative hash of the run's number): a fixed position would alias with a stage
+     * whose costly calls are periodic (global_shuffle refills its window every 32 calls) and
+     * measure only those. Never the first call, which often fills a buffer. */
+    const uint64_t run = calls / SL__SAMPLE_EVERY + 1;
+    if (calls % SL__SAMPLE_EVERY == (run * 0x9E3779B97F4A7C15ull) >> 58)
         return sl__stage_next_timed(s, out);
     const int rc = s->ops->next(s, out);
     if (rc == 0)

@@ -199,10 +199,8 @@ static int open_io(sl__stage *s, sl_io **io, sl_io_backend backend, unsigned dep
         return 0;
     const sl_io_options o = {.backend = backend, .queue_depth = depth};
     const int rc = sl_io_open(io, &o);
-    if (rc == 0) {
-        sl__stage_note_io(s, sl_io_backend_name(*io)); /* for the profile */
+    if (rc == 0)
         return 0;
-    }
     const int out = sl__stage_fail(s, rc, "opening the file reader's I/O: %s", sl_io_errmsg(*io));
     sl_io_close(*io);
     *io = NULL;
@@ -449,6 +447,7 @@ static int open_seq(files_stage *f)
     int rc;
     if (p->kind == KIND_SLUICE) {
         SL_TRY(open_io(&f->base, &f->io, SL_IO_AUTO, RA_IO_DEPTH));
+        sl__stage_note_io(&f->base, sl_io_backend_name(f->io)); /* the profile's io */
         if (!f->spans && !(f->spans = sl_calloc(p->nspans, sizeof *f->spans)))
             return sl__stage_fail(&f->base, SL_ERR_NOMEM, "%s: read-ahead", path);
         /* Read-ahead opened this file already, when it reached it. */
@@ -463,6 +462,7 @@ static int open_seq(files_stage *f)
         /* TFRecord: no read-ahead ring (a record's extent is known only once its length field
          * is read); the reader's 1 MiB blocks go through the same sl_io one at a time. */
         SL_TRY(open_io(&f->base, &f->io, SL_IO_AUTO, RA_IO_DEPTH));
+        sl__stage_note_io(&f->base, sl_io_backend_name(f->io)); /* the profile's io */
         const sl_tfrecord_reader_options o = {
             .index_path = f->by_index ? p->indexes[f->cur] : NULL,
             .read_fn = seq_read,
@@ -568,6 +568,7 @@ static int files_get(sl__stage *s, uint64_t i, sl_element *out)
     if (p->kind == KIND_SLUICE) {
         sl_record_reader *r;
         SL_TRY(random_reader(f, k, &r));
+        sl__stage_note_io(s, sl_io_backend_name(f->rio)); /* the profile's io */
         sl_record rec;
         if ((rc = sl_record_reader_read(f->ra[k], local, &rec)) != 0)
             return sl__stage_fail_raw(s, rc, sl_record_reader_errmsg(f->ra[k]));
@@ -575,6 +576,7 @@ static int files_get(sl__stage *s, uint64_t i, sl_element *out)
     }
     if (!f->tra[k]) {
         SL_TRY(open_io(s, &f->rio, random_backend(), RANDOM_IO_DEPTH));
+        sl__stage_note_io(s, sl_io_backend_name(f->rio)); /* the profile's io */
         const sl_tfrecord_reader_options o = {
             .index_path = p->indexes[k], .read_fn = random_read, .read_user = f};
         if ((rc = sl_tfrecord_reader_open(&f->tra[k], p->paths[k], &o)) != 0) {
@@ -674,6 +676,7 @@ static int files_get_batch(sl__stage *s, const uint64_t *idx, size_t n, sl_eleme
     if (n == 0)
         return 0;
     SL_TRY(open_io(s, &f->bio, SL_IO_AUTO, BATCH_IO_DEPTH));
+    sl__stage_note_io(s, sl_io_backend_name(f->bio)); /* the profile's io: the data's reads */
     batch_item *it = sl_calloc(n, sizeof *it);
     sl_io_request *req = sl_calloc(2 * n, sizeof *req);
     sl_buffer *buf = NULL;
