@@ -90,21 +90,6 @@ static sl_iter *open_iter(sl_dataset *ds)
     return it;
 }
 
-/* The backends this machine can run: pread always, io_uring where the kernel allows it. */
-static int backends(const char **names)
-{
-    int n = 0;
-    names[n++] = "pread";
-    sl_io *io;
-    const sl_io_options o = {.backend = SL_IO_URING};
-    if (sl_io_open(&io, &o) == 0)
-        names[n++] = "io_uring";
-    else
-        print_message("io_uring unavailable here (%s): pread only\n", sl_io_errmsg(io));
-    sl_io_close(io);
-    return n;
-}
-
 /* The whole stream equals element sl_permute(p, n, seed) at every position p. */
 static void assert_permutation(const char *name, int n, uint64_t seed)
 {
@@ -130,7 +115,7 @@ static void check_sizes_under_every_backend(int level, const char *prefix)
         int nfiles;
     } sets[] = {{one, 1}, {two, 1}, {three, 3}, {many, 4}};
     const char *names[2];
-    const int nb = backends(names);
+    const int nb = sl_test_io_backends(names);
     for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
         char name[64];
         snprintf(name, sizeof name, "%s%zu", prefix, s);
@@ -245,7 +230,7 @@ static void check_damage(const char *name, int level, const char *what)
     assert_non_null(strstr(reader_msg, what));
 
     const char *names[2];
-    const int nb = backends(names);
+    const int nb = sl_test_io_backends(names);
     sl_dataset *g = shuffled(name, seed);
     for (int b = 0; b < nb; b++) {
         setenv("SLUICE_IO", names[b], 1);

@@ -338,21 +338,6 @@ static void test_source_errors_name_the_file(void **state)
 
 /* ---- I/O backends -------------------------------------------------------------------------- */
 
-/* The backends this machine can run: pread always, io_uring where the kernel allows it. */
-static int backends(const char **names)
-{
-    int n = 0;
-    names[n++] = "pread";
-    sl_io *io;
-    const sl_io_options o = {.backend = SL_IO_URING};
-    if (sl_io_open(&io, &o) == 0)
-        names[n++] = "io_uring";
-    else
-        print_message("io_uring unavailable here (%s): pread only\n", sl_io_errmsg(io));
-    sl_io_close(io);
-    return n;
-}
-
 /* SLUICE_IO for the iterators opened until the next call; NULL unsets it. */
 static void use_backend(const char *name)
 {
@@ -397,7 +382,7 @@ static void test_records_same_stream_under_every_backend(void **state)
 {
     write_shards("%s/plain-%d.sluice", 0);
     const char *names[2];
-    const int nb = backends(names);
+    const int nb = sl_test_io_backends(names);
     sl_dataset *ds = records_of("plain-*.sluice"), *g;
     assert_int_equal(sl_dataset_global_shuffle(&g, ds, 5, 1), 0);
     sl_test_stream *want_seq = NULL, *want_shuf = NULL;
@@ -434,7 +419,7 @@ static void test_records_same_stream_under_every_backend(void **state)
 static void test_records_checkpoints_under_every_backend(void **state)
 {
     const char *names[2];
-    const int nb = backends(names);
+    const int nb = sl_test_io_backends(names);
     sl_dataset *ds = records_of("plain-*.sluice"), *g;
     assert_int_equal(sl_dataset_global_shuffle(&g, ds, 5, 1), 0);
     for (int b = 0; b < nb; b++) {
@@ -496,7 +481,7 @@ static void test_read_ahead_across_files_keeps_held_elements_intact(void **state
     write_big("big-2.sluice", BIG_PER_FILE, BIG_PER_FILE, 1);
     const int n = 2 * BIG_PER_FILE;
     const char *names[2];
-    const int nb = backends(names);
+    const int nb = sl_test_io_backends(names);
     sl_dataset *ds = records_of("big-*.sluice");
     assert_int_equal(sl_dataset_cardinality(ds), n);
     uint8_t *want = sl_malloc(BIG_RECORD);
@@ -575,7 +560,7 @@ static void test_damage_reported_like_the_reader_under_every_backend(void **stat
     assert_non_null(strstr(want, "(chunk 1) at offset"));
 
     const char *names[2];
-    const int nb = backends(names);
+    const int nb = sl_test_io_backends(names);
     for (int b = 0; b < nb; b++) {
         use_backend(names[b]);
         char got[1024];
@@ -614,7 +599,7 @@ static void test_tfrecord_same_stream_under_every_backend(void **state)
     snprintf(pattern, sizeof pattern, "%s/io-*.tfrecord", sl_test_dir);
     const char *patterns[] = {pattern};
     const char *names[2];
-    const int nb = backends(names);
+    const int nb = sl_test_io_backends(names);
     for (int indexed = 0; indexed < 2; indexed++) {
         for (int f = 0; indexed && f < 2; f++) {
             snprintf(path, sizeof path, "%s/io-%d.tfrecord", sl_test_dir, f);

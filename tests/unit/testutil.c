@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "sluice/io.h"
+
 void sl_test_mkdtemp(char *buf, size_t cap)
 {
     const char *tmp = getenv("TMPDIR");
@@ -245,4 +247,18 @@ void sl_test_check_every_cut(sl_dataset *ds, const char *label, uint64_t seed)
     }
     sl_free(whole);
     sl_free(cut);
+}
+
+int sl_test_io_backends(const char **names)
+{
+    int n = 0;
+    names[n++] = "pread";
+    sl_io *io;
+    const sl_io_options o = {.backend = SL_IO_URING};
+    if (sl_io_open(&io, &o) == 0)
+        names[n++] = "io_uring";
+    else
+        print_message("io_uring unavailable here (%s): pread only\n", sl_io_errmsg(io));
+    sl_io_close(io);
+    return n;
 }

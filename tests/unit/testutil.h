@@ -75,6 +75,9 @@ sl_dataset *sl_test_build(const sl_registry *reg, const char *text);
  * with the iterator's message otherwise. */
 sl_iter *sl_test_iter_open(sl_dataset *ds, int threads, uint64_t seed, const uint8_t *blob,
                            size_t len);
+/* The sl_io backends this machine can run, by SLUICE_IO name, into names (room for 2): pread
+ * always, io_uring where the kernel allows it (else a message says why). Returns how many. */
+int sl_test_io_backends(const char **names);
 /* Saves after k elements for every k from 0 to the end, restores each blob with another
  * thread count (1, 2, 8 in turn) and checks that the first k plus the rest equal the
  * uninterrupted stream. `label` names the pipeline in failures. */
