@@ -129,7 +129,8 @@ typedef struct sl__node_stats {
     _Atomic uint64_t workers_sum;       /* map worker tasks in flight, summed over samples */
     _Atomic uint64_t fill_samples;      /* samples taken */
     const char *_Atomic io;             /* file sources: the sl_io backend's name, else NULL */
-    sl__stage *live;                    /* guarded by ctx->mu: the open instance, or NULL */
+    int64_t reserved_bytes; /* its buffers' share of the memory budget (set at open, read-only) */
+    sl__stage *live;        /* guarded by ctx->mu: the open instance, or NULL */
 } sl__node_stats;
 
 /* Relaxed add for the counters several threads write (work-ahead stages). */

@@ -75,7 +75,11 @@ static void list_nodes(sl__ctx *ctx, const sl_dataset *ds, int depth, int parent
         if (ctx->stats[i].ds == ds)
             return;
     const int me = ctx->nstats++;
-    ctx->stats[me] = (sl__node_stats){.ds = ds, .depth = depth, .parent = parent, .chain = chain};
+    ctx->stats[me] = (sl__node_stats){.ds = ds,
+                                      .depth = depth,
+                                      .parent = parent,
+                                      .chain = chain,
+                                      .reserved_bytes = sl__memory_reserved(ds, ctx->threads)};
     for (int i = 0; i < ds->ninputs; i++)
         list_nodes(ctx, ds->inputs[i], depth + 1, me, chain && i == 0 && !ds->ops->starts_chain);
 }
@@ -273,7 +277,7 @@ void sl_iter_profile(const sl_iter *it, sl_profile_snapshot *out)
             g->memory_bytes =
                 (uint64_t)g->slots * (g->timed_bytes / g->timed + (uint64_t)sizeof(sl_element));
         else
-            g->memory_bytes = (uint64_t)sl__memory_reserved(st->ds, it->ctx.threads);
+            g->memory_bytes = (uint64_t)st->reserved_bytes;
     }
 }
 
