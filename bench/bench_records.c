@@ -5,8 +5,9 @@
  *               vs sl_record_reader_next over a raw and a zstd sluice file and
  *               sl_tfrecord_reader_next over a TFRecord file of the same payloads, checksums on,
  *               each reading with pread/read() into its buffers and again from a mapping of
- *               the file (the readers' `map` option); for the zstd file also the codec's
- *               own ceiling, pread of each chunk + bare ZSTD_decompressDCtx
+ *               the file (the readers' `map` option); the zstd file again with chunks
+ *               decompressed ahead on 2 threads (`threads` option), and its codec's own
+ *               ceiling, pread of each chunk + bare ZSTD_decompressDCtx on one thread
  *   random      pread of exactly each record's bytes in a shuffled order (the ceiling) vs
  *               sl_record_reader_read(i) on a 100k-record file, raw and zstd
  *   cold        the sequential pair again after posix_fadvise(DONTNEED) drops the file from
@@ -155,11 +156,11 @@ static double time_read_crc_ceiling(const char *path)
     return (double)(sl_clock_ns() - t0) / 1e9;
 }
 
-static double time_sluice_seq(const char *path, size_t want, int map)
+static double time_sluice_seq(const char *path, size_t want, int map, int threads)
 {
     const uint64_t t0 = sl_clock_ns();
     sl_record_reader *r;
-    const sl_record_reader_options ro = {.map = map};
+    const sl_record_reader_options ro = {.map = map, .threads = threads};
     if (sl_record_reader_open(&r, path, &ro))
         die(path, r ? sl_record_reader_errmsg(r) : "open failed");
     sl_record rec;
@@ -394,13 +395,14 @@ int main(int argc, char **argv)
     warm_cache(raw);
     warm_cache(zst);
     warm_cache(tfr);
-    enum { RAW, RAW_MAP, ZST, ZST_MAP, TFR, TFR_MAP, RAW_CRC, ZST_CODEC, NSEQ };
+    enum { RAW, RAW_MAP, ZST, ZST_MAP, ZST_T2, ZST_MAP_T2, TFR, TFR_MAP, RAW_CRC, ZST_CODEC, NSEQ };
     static const char *const seq_name[NSEQ] = {
         "sluice raw (sl_record_reader_next)", "sluice raw, mapped (map = 1)",
         "sluice zstd-1 (decompressing)",      "sluice zstd-1, mapped",
+        "sluice zstd-1, threads = 2",         "sluice zstd-1, mapped, threads = 2",
         "tfrecord (sl_tfrecord_reader_next)", "tfrecord, mapped",
         "bare read() + crc32c per block",     "bare pread + ZSTD_decompressDCtx"};
-    const char *const seq_file[NSEQ] = {raw, raw, zst, zst, tfr, tfr, raw, zst};
+    const char *const seq_file[NSEQ] = {raw, raw, zst, zst, zst, zst, tfr, tfr, raw, zst};
     double seq_ratio[NSEQ][MAX_ROUNDS], seq_gbs[NSEQ][MAX_ROUNDS], seq_ceil[NSEQ][MAX_ROUNDS];
     double zst_of_codec[MAX_ROUNDS], raw_of_checked[MAX_ROUNDS];
     for (int r = 0; r < o.rounds; r++) {
@@ -409,9 +411,11 @@ int main(int argc, char **argv)
             const double before = time_read_ceiling(seq_file[k]);
             switch (k) {
             case RAW:
-            case RAW_MAP: t[k] = time_sluice_seq(raw, seq_n, k == RAW_MAP); break;
+            case RAW_MAP: t[k] = time_sluice_seq(raw, seq_n, k == RAW_MAP, 0); break;
             case ZST:
-            case ZST_MAP: t[k] = time_sluice_seq(zst, seq_n, k == ZST_MAP); break;
+            case ZST_MAP: t[k] = time_sluice_seq(zst, seq_n, k == ZST_MAP, 0); break;
+            case ZST_T2:
+            case ZST_MAP_T2: t[k] = time_sluice_seq(zst, seq_n, k == ZST_MAP_T2, 2); break;
             case TFR:
             case TFR_MAP: t[k] = time_tfrecord_seq(tfr, seq_n, k == TFR_MAP); break;
             case RAW_CRC: t[k] = time_read_crc_ceiling(raw); break;
@@ -487,9 +491,9 @@ int main(int argc, char **argv)
         if (r % 2 == 0)
             cc[r] = time_read_ceiling(raw);
         drop_cache(raw);
-        cr[r] = time_sluice_seq(raw, seq_n, 0);
+        cr[r] = time_sluice_seq(raw, seq_n, 0, 0);
         drop_cache(raw);
-        cm[r] = time_sluice_seq(raw, seq_n, 1);
+        cm[r] = time_sluice_seq(raw, seq_n, 1, 0);
         if (r % 2 == 1) {
             drop_cache(raw);
             cc[r] = time_read_ceiling(raw);
@@ -527,7 +531,7 @@ int main(int argc, char **argv)
         double t[4];
         for (int k = 0; k < 4; k++) {
             drop_cache(big);
-            t[k] = k == 0 || k == 3 ? time_read_ceiling(big) : time_sluice_seq(big, big_n, 0);
+            t[k] = k == 0 || k == 3 ? time_read_ceiling(big) : time_sluice_seq(big, big_n, 0, 0);
         }
         const double bc = 2 * file_size(big) / 1e9 / (t[0] + t[3]);
         const double br = 2 * file_size(big) / 1e9 / (t[1] + t[2]);

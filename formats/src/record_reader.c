@@ -31,11 +31,25 @@
  * sl_buffer whose last release unmaps it, and chunks and raw records are checked and handed
  * out in place, and `span` is not used.
  *
- * Threading: one thread at a time per reader; readers share nothing.
+ * Decompress-ahead (options.threads > 1, files with zstd chunks, `next` only): a ring of
+ * 2 x threads slots, each holding one zstd chunk's stored bytes, its decompressed body and a
+ * decompression context, covers the window [cursor chunk, cursor chunk + slots). Entering a
+ * zstd chunk frees the slots outside the window, gets the chunk's slot done and queues the
+ * window's other zstd chunks on a pool of threads - 1 threads. A slot's state (free, queued,
+ * running, done) is the only thing shared, under ahead_mu: a queued slot runs on whichever
+ * thread claims it first, pool thread or cursor, and a cursor whose chunk is running elsewhere
+ * runs the next queued one itself instead of waiting. A slot's work reads only what open made
+ * read-only (fd, index, dictionary, mapping) and reports through a chunk_fault, filled by the
+ * same checks as the cursor's own path, so errors and messages do not depend on threads. Raw
+ * chunks of such a file go through the span path as before.
+ *
+ * Threading: one thread at a time per reader (its decompress-ahead threads are its own);
+ * readers share nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -46,6 +60,7 @@
 #include "sluice/alloc.h"
 #include "sluice/crc32c.h"
 #include "sluice/record.h"
+#include "sluice/thread_pool.h"
 
 /* Sequential read size: large enough that per-read overhead vanishes against the copy out of
  * the page cache (reads of 1 MiB and up reach the read() ceiling), small enough that the span
@@ -320,6 +335,32 @@ int sl__write_full(int fd, const void *buf, size_t n)
 
 /* ---- the reader ------------------------------------------------------------------------- */
 
+/* What is wrong with a chunk's bytes, as fail_at will report it: the checks below fill one so
+ * that a decompress-ahead task (another thread) and the cursor's own path fail with the same
+ * message, the cursor reporting the task's finding when it reaches the chunk. */
+typedef struct chunk_fault {
+    int code; /* 0: none */
+    uint64_t offset;
+    char what[160];
+} chunk_fault;
+
+enum { AHEAD_FREE, AHEAD_QUEUED, AHEAD_RUNNING, AHEAD_DONE };
+
+/* One zstd chunk being decompressed ahead of the cursor (or the cursor's own chunk). `state`
+ * is guarded by the reader's ahead_mu; the rest belongs to whoever set it RUNNING until it is
+ * DONE, then to the cursor. */
+typedef struct ahead_slot {
+    struct sl_record_reader *r;
+    uint64_t chunk;
+    int state;
+    uint8_t *in; /* the chunk's stored bytes as read (not in mapped mode) */
+    size_t in_cap;
+    sl_buffer *body; /* its decompressed body; handed out like zbody */
+    ZSTD_DCtx *dctx;
+    sl__zstd_alloc zalloc;
+    chunk_fault fault; /* code < 0: the chunk failed a check */
+} ahead_slot;
+
 struct sl_record_reader {
     int fd;
     char *path;
@@ -360,7 +401,18 @@ struct sl_record_reader {
     size_t cbuf_cap;
 
     sl_buffer *map; /* mapped mode: the whole file, read-only; NULL otherwise */
+
+    /* Decompress-ahead: NULL pool when off. */
+    sl_thread_pool *pool;
+    ahead_slot *ahead;
+    int nahead;
+    int ahead_sync; /* ahead_mu and ahead_cv were initialised */
+    pthread_mutex_t ahead_mu;
+    pthread_cond_t ahead_cv; /* a slot became done */
 };
+
+static int ahead_open(sl_record_reader *r, int threads);
+static void ahead_close(sl_record_reader *r);
 
 /* Ensures *b is a buffer of at least `size` bytes that nobody else references. */
 static int own_buffer(sl_buffer **b, size_t size)
@@ -596,12 +648,21 @@ int sl_record_reader_open(sl_record_reader **out, const char *path,
     if (opts && opts->map && r->read_fn)
         return sl__errmsg_set(&r->err, SL_ERR_INVAL,
                               "%s: a mapped reader cannot also route reads through read_fn", path);
+    if (opts && (opts->threads < 0 || opts->threads > 256))
+        return sl__errmsg_set(&r->err, SL_ERR_INVAL, "%s: threads %d outside 0..256", path,
+                              opts->threads);
+    if (opts && opts->threads > 1 && r->read_fn)
+        return sl__errmsg_set(&r->err, SL_ERR_INVAL,
+                              "%s: decompression threads cannot route reads through read_fn",
+                              path);
     SL_TRY(load_header(r));
     SL_TRY(load_index(r));
     /* Tell the kernel the file is read front to back: a larger read-ahead window. */
     posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     if (opts && opts->map)
         SL_TRY(map_file(r));
+    if (opts)
+        SL_TRY(ahead_open(r, opts->threads));
     return 0;
 }
 
@@ -609,6 +670,7 @@ void sl_record_reader_close(sl_record_reader *r)
 {
     if (!r)
         return;
+    ahead_close(r); /* first: its threads read fd, index and mapping */
     if (r->fd >= 0)
         close(r->fd);
     sl_schema_free(r->schema);
@@ -669,20 +731,90 @@ static int fail_at(sl_record_reader *r, int code, uint64_t record, uint64_t chun
                           r->path, record, chunk, offset, what);
 }
 
+static int set_fault(chunk_fault *f, int code, uint64_t offset, const char *what)
+{
+    f->code = code;
+    f->offset = offset;
+    snprintf(f->what, sizeof f->what, "%s", what);
+    return code;
+}
+
+static int report_fault(sl_record_reader *r, const chunk_fault *f, uint64_t record, uint64_t k)
+{
+    return fail_at(r, f->code, record, k, f->offset, f->what);
+}
+
 /* Compares a chunk header read from the file with the index's entry for it. */
-static int check_chunk_header(sl_record_reader *r, uint64_t k, const uint8_t *p, uint64_t record)
+static int chunk_header_fault(const sl_record_reader *r, uint64_t k, const uint8_t *p,
+                              chunk_fault *f)
 {
     const sl__chunk_entry *e = &r->chunks[k];
     sl__chunk_header c;
     const char *why = NULL;
     const int rc = sl__chunk_header_decode(p, &c, &why);
     if (rc < 0)
-        return fail_at(r, rc, record, k, e->offset, why);
+        return set_fault(f, rc, e->offset, why);
     if (c.header_crc != e->header_crc || c.payload_crc != e->payload_crc || c.codec != e->codec ||
         c.flags != e->flags || c.count != e->count || c.first_record != e->first_record ||
         c.raw_size != e->raw_size || c.stored_size != e->stored_size)
-        return fail_at(r, SL_ERR_STALE_INDEX, record, k, e->offset,
-                       "chunk header differs from the index's copy");
+        return set_fault(f, SL_ERR_STALE_INDEX, e->offset,
+                         "chunk header differs from the index's copy");
+    return 0;
+}
+
+static int check_chunk_header(sl_record_reader *r, uint64_t k, const uint8_t *p, uint64_t record)
+{
+    chunk_fault f;
+    return chunk_header_fault(r, k, p, &f) < 0 ? report_fault(r, &f, record, k) : 0;
+}
+
+/* Chunk k's stored bytes at p (header, then payload) as they came from the file: with
+ * verification on, the header against the index and the payload's crc32c. */
+static int stored_chunk_fault(const sl_record_reader *r, uint64_t k, const uint8_t *p,
+                              chunk_fault *f)
+{
+    const sl__chunk_entry *e = &r->chunks[k];
+    if (!r->verify)
+        return 0;
+    SL_TRY(chunk_header_fault(r, k, p, f));
+    if (sl_crc32c(0, p + SL__CHUNK_HEADER, e->stored_size) != e->payload_crc)
+        return set_fault(f, SL_ERR_CORRUPT, e->offset + SL__CHUNK_HEADER,
+                         "chunk payload crc32c mismatch");
+    return 0;
+}
+
+/* Decompresses chunk k's stored payload at src into dst (raw_size bytes) with dctx. */
+static int zstd_body_fault(const sl_record_reader *r, uint64_t k, const uint8_t *src,
+                           ZSTD_DCtx *dctx, void *dst, chunk_fault *f)
+{
+    const sl__chunk_entry *e = &r->chunks[k];
+    const uint64_t payload_off = e->offset + SL__CHUNK_HEADER;
+    const size_t got =
+        (e->flags & SL__CHUNK_USES_DICT)
+            ? ZSTD_decompress_usingDDict(dctx, dst, e->raw_size, src, e->stored_size, r->ddict)
+            : ZSTD_decompressDCtx(dctx, dst, e->raw_size, src, e->stored_size);
+    if (ZSTD_isError(got)) {
+        if (ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation)
+            return set_fault(f, SL_ERR_NOMEM, payload_off, "zstd");
+        char what[160];
+        snprintf(what, sizeof what, "zstd: %s", ZSTD_getErrorName(got));
+        return set_fault(f, SL_ERR_CORRUPT, payload_off, what);
+    }
+    if (got != e->raw_size)
+        return set_fault(f, SL_ERR_CORRUPT, payload_off,
+                         "decompressed size differs from the chunk header's");
+    return 0;
+}
+
+/* Whether chunk k's frame can hold its body at all (before any buffer is sized for it). */
+static int zstd_bound_fault(const sl_record_reader *r, uint64_t k, const uint8_t *src,
+                            chunk_fault *f)
+{
+    const sl__chunk_entry *e = &r->chunks[k];
+    const unsigned long long bound = ZSTD_decompressBound(src, e->stored_size);
+    if (bound == ZSTD_CONTENTSIZE_ERROR || bound < e->raw_size)
+        return set_fault(f, SL_ERR_CORRUPT, e->offset + SL__CHUNK_HEADER,
+                         "zstd frame cannot hold the chunk's body");
     return 0;
 }
 
@@ -692,10 +824,9 @@ static int decompress_chunk(sl_record_reader *r, uint64_t k, const uint8_t *src,
 {
     const sl__chunk_entry *e = &r->chunks[k];
     const uint64_t payload_off = e->offset + SL__CHUNK_HEADER;
-    const unsigned long long bound = ZSTD_decompressBound(src, e->stored_size);
-    if (bound == ZSTD_CONTENTSIZE_ERROR || bound < e->raw_size)
-        return fail_at(r, SL_ERR_CORRUPT, record, k, payload_off,
-                       "zstd frame cannot hold the chunk's body");
+    chunk_fault f;
+    if (zstd_bound_fault(r, k, src, &f) < 0)
+        return report_fault(r, &f, record, k);
     if (!r->dctx) {
         r->dctx = ZSTD_createDCtx_advanced(sl__zstd_mem(&r->zalloc));
         if (!r->dctx)
@@ -709,23 +840,15 @@ static int decompress_chunk(sl_record_reader *r, uint64_t k, const uint8_t *src,
     int rc = own_buffer(&r->zbody, e->raw_size);
     if (rc < 0)
         return fail_at(r, rc, record, k, payload_off, "chunk body buffer");
-    void *dst = sl_buffer_data(r->zbody);
-    const size_t got =
-        (e->flags & SL__CHUNK_USES_DICT)
-            ? ZSTD_decompress_usingDDict(r->dctx, dst, e->raw_size, src, e->stored_size, r->ddict)
-            : ZSTD_decompressDCtx(r->dctx, dst, e->raw_size, src, e->stored_size);
-    if (ZSTD_isError(got)) {
-        if (ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation)
-            return fail_at(r, SL_ERR_NOMEM, record, k, payload_off, "zstd");
-        char what[160];
-        snprintf(what, sizeof what, "zstd: %s", ZSTD_getErrorName(got));
-        return fail_at(r, SL_ERR_CORRUPT, record, k, payload_off, what);
-    }
-    if (got != e->raw_size)
-        return fail_at(r, SL_ERR_CORRUPT, record, k, payload_off,
-                       "decompressed size differs from the chunk header's");
+    if (zstd_body_fault(r, k, src, r->dctx, sl_buffer_data(r->zbody), &f) < 0)
+        return report_fault(r, &f, record, k);
     r->zchunk = k;
     return 0;
+}
+
+static void mark_header_checked(sl_record_reader *r, uint64_t k)
+{
+    r->header_checked[k / 8] |= (uint8_t)(1u << (k % 8));
 }
 
 /* Checks chunk k's bytes at p (its header, then its payload) as they came from the file and
@@ -734,13 +857,11 @@ static int serve_chunk(sl_record_reader *r, uint64_t k, const uint8_t *p, sl_buf
                        uint64_t record)
 {
     const sl__chunk_entry *e = &r->chunks[k];
-    if (r->verify) {
-        SL_TRY(check_chunk_header(r, k, p, record));
-        if (sl_crc32c(0, p + SL__CHUNK_HEADER, e->stored_size) != e->payload_crc)
-            return fail_at(r, SL_ERR_CORRUPT, record, k, e->offset + SL__CHUNK_HEADER,
-                           "chunk payload crc32c mismatch");
-        r->header_checked[k / 8] |= (uint8_t)(1u << (k % 8));
-    }
+    chunk_fault f;
+    if (stored_chunk_fault(r, k, p, &f) < 0)
+        return report_fault(r, &f, record, k);
+    if (r->verify)
+        mark_header_checked(r, k);
     if (e->codec == SL__CODEC_ZSTD) {
         if (r->zchunk != k)
             SL_TRY(decompress_chunk(r, k, p + SL__CHUNK_HEADER, record));
@@ -752,6 +873,199 @@ static int serve_chunk(sl_record_reader *r, uint64_t k, const uint8_t *p, sl_buf
     }
     r->cur_chunk = k;
     return 0;
+}
+
+/* ---- decompress-ahead (options.threads > 1) ---------------------------------------------- */
+
+/* Runs slot s's chunk: reads its stored bytes (or finds them in the mapping), checks them as
+ * serve_chunk does and decompresses the body. Touches only the slot and the reader's
+ * read-only parts (fd, index, dictionary, mapping), so it runs on any thread. */
+static void ahead_run(ahead_slot *s)
+{
+    const sl_record_reader *r = s->r;
+    const uint64_t k = s->chunk;
+    const sl__chunk_entry *e = &r->chunks[k];
+    chunk_fault *f = &s->fault;
+    f->code = 0;
+    const uint8_t *p;
+    if (r->map) {
+        p = (const uint8_t *)sl_buffer_data(r->map) + e->offset;
+    } else {
+        const uint64_t bytes = sl__chunk_span(e->stored_size);
+        if (bytes > s->in_cap) {
+            uint8_t *nb = sl_malloc(bytes);
+            if (!nb) {
+                set_fault(f, SL_ERR_NOMEM, e->offset, "read buffer");
+                return;
+            }
+            sl_free(s->in);
+            s->in = nb;
+            s->in_cap = bytes;
+        }
+        const int rc = sl__pread_full(r->fd, s->in, bytes, e->offset);
+        if (rc < 0) {
+            set_fault(f, rc, e->offset, "reading chunks");
+            return;
+        }
+        p = s->in;
+    }
+    if (stored_chunk_fault(r, k, p, f) < 0 || zstd_bound_fault(r, k, p + SL__CHUNK_HEADER, f) < 0)
+        return;
+    const uint64_t payload_off = e->offset + SL__CHUNK_HEADER;
+    if (!s->dctx) {
+        s->dctx = ZSTD_createDCtx_advanced(sl__zstd_mem(&s->zalloc));
+        if (!s->dctx) {
+            set_fault(f, SL_ERR_NOMEM, payload_off, "zstd context");
+            return;
+        }
+    }
+    const int rc = own_buffer(&s->body, e->raw_size);
+    if (rc < 0) {
+        set_fault(f, rc, payload_off, "chunk body buffer");
+        return;
+    }
+    zstd_body_fault(r, k, p + SL__CHUNK_HEADER, s->dctx, sl_buffer_data(s->body), f);
+}
+
+/* A pool task: runs its slot unless the cursor claimed it first (or released it). Which chunk
+ * runs is the slot's at the moment of the claim, so a task left over from a released slot
+ * that was reused does the new job, and the new job's own task finds nothing to do. */
+static void ahead_task(void *arg)
+{
+    ahead_slot *s = arg;
+    sl_record_reader *r = s->r;
+    pthread_mutex_lock(&r->ahead_mu);
+    if (s->state != AHEAD_QUEUED) {
+        pthread_mutex_unlock(&r->ahead_mu);
+        return;
+    }
+    s->state = AHEAD_RUNNING;
+    pthread_mutex_unlock(&r->ahead_mu);
+    ahead_run(s);
+    pthread_mutex_lock(&r->ahead_mu);
+    s->state = AHEAD_DONE;
+    pthread_cond_broadcast(&r->ahead_cv);
+    pthread_mutex_unlock(&r->ahead_mu);
+}
+
+/* Runs a queued slot on the calling thread (the cursor's), with ahead_mu held on entry and on
+ * return. */
+static void ahead_run_here(sl_record_reader *r, ahead_slot *s)
+{
+    s->state = AHEAD_RUNNING;
+    pthread_mutex_unlock(&r->ahead_mu);
+    ahead_run(s);
+    pthread_mutex_lock(&r->ahead_mu);
+    s->state = AHEAD_DONE;
+}
+
+static ahead_slot *ahead_find(sl_record_reader *r, uint64_t k)
+{
+    for (int j = 0; j < r->nahead; j++)
+        if (r->ahead[j].state != AHEAD_FREE && r->ahead[j].chunk == k)
+            return &r->ahead[j];
+    return NULL;
+}
+
+/* The queued slot of the lowest chunk, or NULL. */
+static ahead_slot *ahead_first_queued(sl_record_reader *r)
+{
+    ahead_slot *best = NULL;
+    for (int j = 0; j < r->nahead; j++)
+        if (r->ahead[j].state == AHEAD_QUEUED && (!best || r->ahead[j].chunk < best->chunk))
+            best = &r->ahead[j];
+    return best;
+}
+
+/* Makes zstd chunk k the cursor's chunk through the slots: frees the slots outside the window
+ * [k, k + nahead) (waiting for running ones), gets k done (running it here when no pool
+ * thread has started it; while a pool thread runs it, running the next queued chunk here
+ * instead of waiting idle), then queues the window's other zstd chunks. */
+static int ahead_enter(sl_record_reader *r, uint64_t k, uint64_t record)
+{
+    pthread_mutex_lock(&r->ahead_mu);
+    for (int j = 0; j < r->nahead; j++) {
+        ahead_slot *s = &r->ahead[j];
+        if (s->state == AHEAD_FREE || (s->chunk >= k && s->chunk - k < (uint64_t)r->nahead))
+            continue;
+        while (s->state == AHEAD_RUNNING)
+            pthread_cond_wait(&r->ahead_cv, &r->ahead_mu);
+        s->state = AHEAD_FREE;
+    }
+    ahead_slot *mine = ahead_find(r, k);
+    if (!mine) {
+        for (int j = 0; j < r->nahead && !mine; j++)
+            if (r->ahead[j].state == AHEAD_FREE)
+                mine = &r->ahead[j];
+        mine->chunk = k; /* the window holds at most nahead chunks, k's slot included */
+        mine->state = AHEAD_QUEUED;
+    }
+    while (mine->state != AHEAD_DONE) {
+        ahead_slot *s = mine->state == AHEAD_QUEUED ? mine : ahead_first_queued(r);
+        if (s)
+            ahead_run_here(r, s);
+        else
+            pthread_cond_wait(&r->ahead_cv, &r->ahead_mu);
+    }
+    for (uint64_t j = k + 1; j < r->nchunks && j - k < (uint64_t)r->nahead; j++) {
+        if (r->chunks[j].codec != SL__CODEC_ZSTD || ahead_find(r, j))
+            continue;
+        ahead_slot *s = NULL;
+        for (int m = 0; m < r->nahead && !s; m++)
+            if (r->ahead[m].state == AHEAD_FREE)
+                s = &r->ahead[m];
+        s->chunk = j;
+        s->state = AHEAD_QUEUED;
+        if (sl_thread_pool_submit(r->pool, ahead_task, s) < 0)
+            break; /* never after open; the slot stays queued and the cursor runs it */
+    }
+    pthread_mutex_unlock(&r->ahead_mu);
+    if (mine->fault.code < 0)
+        return report_fault(r, &mine->fault, record, k);
+    if (r->verify)
+        mark_header_checked(r, k);
+    r->cur_body = sl_buffer_data(mine->body);
+    r->cur_owner = mine->body;
+    r->cur_chunk = k;
+    return 0;
+}
+
+/* Starts the pool and slots when the options ask for threads and the file has zstd chunks. */
+static int ahead_open(sl_record_reader *r, int threads)
+{
+    uint64_t zstd = 0;
+    for (uint64_t k = 0; k < r->nchunks; k++)
+        zstd += r->chunks[k].codec == SL__CODEC_ZSTD;
+    if (threads < 2 || zstd < 2)
+        return 0;
+    r->ahead = sl_calloc((size_t)(2 * threads), sizeof *r->ahead);
+    if (!r->ahead)
+        return sl__errmsg_set(&r->err, SL_ERR_NOMEM, "%s: decompress-ahead slots", r->path);
+    r->nahead = 2 * threads;
+    for (int j = 0; j < r->nahead; j++)
+        r->ahead[j].r = r;
+    pthread_mutex_init(&r->ahead_mu, NULL);
+    pthread_cond_init(&r->ahead_cv, NULL);
+    r->ahead_sync = 1;
+    const int rc = sl_thread_pool_open(&r->pool, threads - 1, "sl-unzstd");
+    if (rc < 0)
+        return sl__errmsg_set(&r->err, rc, "%s: decompression threads", r->path);
+    return 0;
+}
+
+static void ahead_close(sl_record_reader *r)
+{
+    sl_thread_pool_close(r->pool); /* waits for running tasks; queued ones are dropped */
+    for (int j = 0; j < r->nahead; j++) {
+        sl_free(r->ahead[j].in);
+        sl_buffer_release(r->ahead[j].body);
+        ZSTD_freeDCtx(r->ahead[j].dctx);
+    }
+    sl_free(r->ahead);
+    if (r->ahead_sync) {
+        pthread_mutex_destroy(&r->ahead_mu);
+        pthread_cond_destroy(&r->ahead_cv);
+    }
 }
 
 static void drop_loan(sl_record_reader *r)
@@ -768,6 +1082,8 @@ static int enter_chunk(sl_record_reader *r, uint64_t k, uint64_t record)
     r->cur_chunk = NO_CHUNK;
     r->cur_owner = NULL;
     drop_loan(r);
+    if (r->pool && e->codec == SL__CODEC_ZSTD)
+        return ahead_enter(r, k, record);
     if (r->map) /* in place: the kernel's read-around on faults reads a cold file ahead */
         return serve_chunk(r, k, (const uint8_t *)sl_buffer_data(r->map) + e->offset, r->map,
                            record);
@@ -878,7 +1194,7 @@ static int check_raw_header(sl_record_reader *r, uint64_t i, uint64_t k, const u
     if (rc < 0)
         return fail_at(r, rc, i, k, c->offset, "reading chunk header");
     SL_TRY(check_chunk_header(r, k, h, i));
-    r->header_checked[k / 8] |= (uint8_t)(1u << (k % 8));
+    mark_header_checked(r, k);
     return 0;
 }
 
@@ -895,13 +1211,9 @@ static int check_raw_record(sl_record_reader *r, uint64_t i, const sl__record_en
  * `next` checks them, then decompressed into zbody. */
 static int load_zstd_chunk(sl_record_reader *r, uint64_t i, uint64_t k, const uint8_t *src)
 {
-    const sl__chunk_entry *c = &r->chunks[k];
-    if (r->verify) {
-        SL_TRY(check_chunk_header(r, k, src, i));
-        if (sl_crc32c(0, src + SL__CHUNK_HEADER, c->stored_size) != c->payload_crc)
-            return fail_at(r, SL_ERR_CORRUPT, i, k, c->offset + SL__CHUNK_HEADER,
-                           "chunk payload crc32c mismatch");
-    }
+    chunk_fault f;
+    if (stored_chunk_fault(r, k, src, &f) < 0)
+        return report_fault(r, &f, i, k);
     return decompress_chunk(r, k, src + SL__CHUNK_HEADER, i);
 }
 

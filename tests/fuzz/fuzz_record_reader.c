@@ -3,7 +3,9 @@
  * every record (sequentially and at random, with and without verification, copied into the
  * reader's buffers and from a mapping of the file, and at random through the caller-read span
  * API: record_span, pread here, record_from), verifying and scanning must return codes,
- * never crash, never read out of bounds, never leak.
+ * never crash, never read out of bounds, never leak; and reading with zstd chunks
+ * decompressed ahead on two threads must give what reading on one thread gives, message
+ * included.
  *
  * The input becomes a memfd read through /proc/self/fd/N, so no file system is touched. Seed
  * corpus (tests/fuzz/corpus/fuzz_record_reader/): small files written by sl_record_writer (raw,
@@ -13,6 +15,7 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -89,6 +92,33 @@ static void read_all(const char *path, int skip_verify, int map, const uint8_t *
     sl_record_reader_close(r);
 }
 
+/* Sequential reads on the caller's thread and with zstd chunks decompressed ahead on two
+ * threads: the same records, then the same outcome with the same message. */
+static void same_with_threads(const char *path)
+{
+    static const sl_record_reader_options one = {0}, two = {.threads = 2};
+    sl_record_reader *a = NULL, *b = NULL;
+    const int ra = sl_record_reader_open(&a, path, &one), rb = sl_record_reader_open(&b, path, &two);
+    if ((ra == 0) != (rb == 0))
+        __builtin_trap();
+    if (ra == 0) {
+        sl_record x, y;
+        int rx, ry;
+        for (int n = 0; n < 100000; n++) {
+            rx = sl_record_reader_next(a, &x);
+            ry = sl_record_reader_next(b, &y);
+            if (rx != ry || (rx == 0 && (x.size != y.size || memcmp(x.data, y.data, x.size))))
+                __builtin_trap();
+            if (rx != 0)
+                break;
+        }
+        if (rx < 0 && strcmp(sl_record_reader_errmsg(a), sl_record_reader_errmsg(b)) != 0)
+            __builtin_trap();
+    }
+    sl_record_reader_close(a);
+    sl_record_reader_close(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const int fd = memfd_create("sluice-fuzz", MFD_CLOEXEC);
@@ -104,6 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     read_all(path, 0, 0, data, size);
     read_all(path, 1, 0, data, size);
     read_all(path, 0, 1, data, size);
+    same_with_threads(path);
     uint64_t problems = 0, sum = 0;
     sl_record_verify(path, ignore_problem, &problems);
     sl_schema *schema = NULL;

@@ -112,13 +112,19 @@ static void collect(const sl_record_problem *p, void *user)
 }
 
 /* Opens and reads every record, sequentially and at random: each record read must be the
- * original; errors are fine. Returns how many records were read intact by `next`. */
-static int read_never_wrong_as(const char *path, const sl_record_reader_options *o)
+ * original; errors are fine. Returns how many records were read intact by `next`; `why`
+ * receives the message that stopped it (open's or `next`'s), or "".
+ */
+static int read_never_wrong_as(const char *path, const sl_record_reader_options *o, char *why,
+                               size_t why_cap)
 {
     sl_record_reader *r;
     int got = 0;
     uint8_t want[128];
-    if (sl_record_reader_open(&r, path, o) == 0) {
+    snprintf(why, why_cap, "%s", "");
+    if (sl_record_reader_open(&r, path, o) != 0) {
+        snprintf(why, why_cap, "%s", sl_record_reader_errmsg(r));
+    } else {
         sl_record rec;
         int rc;
         while ((rc = sl_record_reader_next(r, &rec)) == 0) {
@@ -128,8 +134,10 @@ static int read_never_wrong_as(const char *path, const sl_record_reader_options 
             got++;
         }
         assert_true(rc == SL_EOF || rc < 0);
-        if (rc < 0)
+        if (rc < 0) {
             assert_non_null(strstr(sl_record_reader_errmsg(r), "offset"));
+            snprintf(why, why_cap, "%s", sl_record_reader_errmsg(r));
+        }
         for (uint64_t i = 0; i < NREC; i++) {
             if (sl_record_reader_read(r, (i * 7) % NREC, &rec) == 0) {
                 assert_int_equal(rec.size, rec_make(rec.index, want));
@@ -141,12 +149,19 @@ static int read_never_wrong_as(const char *path, const sl_record_reader_options 
     return got;
 }
 
-/* read_never_wrong_as with copies (pread) and in mapped mode: both must agree. */
+/* read_never_wrong_as with copies (pread) and in mapped mode, each with zstd chunks
+ * decompressed on the caller's thread and ahead on two threads: all four must agree on the
+ * records read, and the two of each mode on the message that stopped them. */
 static int read_never_wrong(const char *path)
 {
-    const sl_record_reader_options mapped = {.map = 1};
-    const int got = read_never_wrong_as(path, NULL);
-    assert_int_equal(read_never_wrong_as(path, &mapped), got);
+    static const sl_record_reader_options modes[4] = {
+        {0}, {.threads = 2}, {.map = 1}, {.map = 1, .threads = 2}};
+    char why[4][SL_ERRMSG_CAP];
+    const int got = read_never_wrong_as(path, &modes[0], why[0], sizeof why[0]);
+    for (int m = 1; m < 4; m++)
+        assert_int_equal(read_never_wrong_as(path, &modes[m], why[m], sizeof why[m]), got);
+    assert_string_equal(why[1], why[0]);
+    assert_string_equal(why[3], why[2]);
     return got;
 }
 

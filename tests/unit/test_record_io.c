@@ -104,12 +104,14 @@ static void read_back_as(const char *path, const recset *s, const sl_record_read
     sl_record_reader_close(r);
 }
 
-/* read_back with copies into the reader's buffers and again from a mapping of the file. */
+/* read_back with copies into the reader's buffers and again from a mapping of the file, each
+ * with zstd chunks decompressed on the caller's thread and ahead on more threads. */
 static void read_back(const char *path, const recset *s)
 {
-    const sl_record_reader_options mapped = {.map = 1};
-    read_back_as(path, s, NULL);
-    read_back_as(path, s, &mapped);
+    static const sl_record_reader_options modes[] = {
+        {0}, {.map = 1}, {.threads = 2}, {.map = 1, .threads = 3}};
+    for (size_t m = 0; m < SL_ARRAY_LEN(modes); m++)
+        read_back_as(path, s, &modes[m]);
 }
 
 static void info_of(const char *path, sl_record_file_info *info)
@@ -271,6 +273,28 @@ static void test_random_access_zstd(void **state)
     random_access(p, &s);
 }
 
+static void next_after_seek_as(const char *path, const recset *s,
+                               const sl_record_reader_options *o)
+{
+    sl_record_reader *r;
+    assert_int_equal(sl_record_reader_open(&r, path, o), 0);
+    uint8_t scratch[64];
+    sl_record rec;
+    /* Far ahead, back to the start, to the last chunk, into the window just read ahead. */
+    static const uint64_t targets[] = {500, 3, 999, 0, 777, 790, 120};
+    for (size_t t = 0; t < SL_ARRAY_LEN(targets); t++) {
+        assert_int_equal(sl_record_reader_seek(r, targets[t]), 0);
+        for (uint64_t i = targets[t]; i < targets[t] + 60 && i < s->count; i++) {
+            assert_int_equal(sl_record_reader_next(r, &rec), 0);
+            assert_record(s, &rec, i, scratch);
+        }
+    }
+    assert_int_equal(sl_record_reader_seek(r, 1000), 0);
+    assert_int_equal(sl_record_reader_next(r, &rec), SL_EOF);
+    assert_int_equal(sl_record_reader_seek(r, 1001), SL_ERR_RANGE);
+    sl_record_reader_close(r);
+}
+
 static void test_next_after_seek(void **state)
 {
     char p[512];
@@ -279,22 +303,9 @@ static void test_next_after_seek(void **state)
     const recset s = {sizes, 3, 1000, 0};
     const sl_record_writer_options o = {.chunk_bytes = 1024, .compression_level = 1};
     assert_int_equal(write_set(p, &o, &s), 0);
-    sl_record_reader *r;
-    assert_int_equal(sl_record_reader_open(&r, p, NULL), 0);
-    uint8_t scratch[64];
-    sl_record rec;
-    static const uint64_t targets[] = {500, 3, 999, 0, 777};
-    for (size_t t = 0; t < SL_ARRAY_LEN(targets); t++) {
-        assert_int_equal(sl_record_reader_seek(r, targets[t]), 0);
-        for (uint64_t i = targets[t]; i < targets[t] + 2 && i < s.count; i++) {
-            assert_int_equal(sl_record_reader_next(r, &rec), 0);
-            assert_record(&s, &rec, i, scratch);
-        }
-    }
-    assert_int_equal(sl_record_reader_seek(r, 1000), 0);
-    assert_int_equal(sl_record_reader_next(r, &rec), SL_EOF);
-    assert_int_equal(sl_record_reader_seek(r, 1001), SL_ERR_RANGE);
-    sl_record_reader_close(r);
+    static const sl_record_reader_options modes[] = {{0}, {.threads = 2}, {.threads = 4}};
+    for (size_t m = 0; m < SL_ARRAY_LEN(modes); m++)
+        next_after_seek_as(p, &s, &modes[m]);
 }
 
 static void test_count_known_at_open(void **state)
@@ -414,7 +425,8 @@ static void test_too_large_record_refused(void **state)
 }
 
 /* A caller that retains a record's buffer keeps the bytes, while the reader moves on. */
-static void retained_survives(const char *name, int level, int random)
+static void retained_survives_as(const char *name, int level, int random,
+                                 const sl_record_reader_options *ro)
 {
     char p[512];
     path_of(p, sizeof p, name);
@@ -423,7 +435,7 @@ static void retained_survives(const char *name, int level, int random)
     const sl_record_writer_options o = {.compression_level = level, .chunk_bytes = 2048};
     assert_int_equal(write_set(p, &o, &s), 0);
     sl_record_reader *r;
-    assert_int_equal(sl_record_reader_open(&r, p, NULL), 0);
+    assert_int_equal(sl_record_reader_open(&r, p, ro), 0);
     sl_record rec, held;
     assert_int_equal(random ? sl_record_reader_read(r, 7, &held) : sl_record_reader_next(r, &held),
                      0);
@@ -440,6 +452,18 @@ static void retained_survives(const char *name, int level, int random)
     assert_record(&s, &held, random ? 7 : 0, scratch);
     sl_buffer_release(held.buffer);
     sl_record_reader_close(r);
+}
+
+static void retained_survives(const char *name, int level, int random)
+{
+    retained_survives_as(name, level, random, NULL);
+}
+
+/* With decompress-ahead the held chunk's slot is reused while the caller still holds it. */
+static void test_retained_buffer_sequential_zstd_threads(void **state)
+{
+    const sl_record_reader_options ro = {.threads = 2};
+    retained_survives_as("keep_zstd_threads.sluice", 3, 0, &ro);
 }
 
 static void test_retained_buffer_sequential_raw(void **state)
@@ -506,6 +530,24 @@ static void test_mapped_with_read_fn_refused(void **state)
     assert_int_equal(sl_record_reader_open(&r, p, &o), SL_ERR_INVAL);
     assert_non_null(strstr(sl_record_reader_errmsg(r), "mapped"));
     sl_record_reader_close(r);
+}
+
+static void test_threads_with_read_fn_or_out_of_range_refused(void **state)
+{
+    char p[512];
+    path_of(p, sizeof p, "threads_fn.sluice");
+    static const size_t sizes[] = {10};
+    const recset s = {sizes, 1, 3, 0};
+    assert_int_equal(write_set(p, NULL, &s), 0);
+    static const sl_record_reader_options bad[] = {
+        {.threads = 2, .read_fn = never_read}, {.threads = -1}, {.threads = 257}};
+    static const char *const says[] = {"read_fn", "threads -1", "threads 257"};
+    for (size_t k = 0; k < SL_ARRAY_LEN(bad); k++) {
+        sl_record_reader *r;
+        assert_int_equal(sl_record_reader_open(&r, p, &bad[k]), SL_ERR_INVAL);
+        assert_non_null(strstr(sl_record_reader_errmsg(r), says[k]));
+        sl_record_reader_close(r);
+    }
 }
 
 static void test_skip_verify_reads_same_records(void **state)
@@ -618,10 +660,12 @@ static void test_alloc_failure_while_writing(void **state)
     read_back(p, &s);
 }
 
-static void test_alloc_failure_while_reading(void **state)
+/* Every allocation failing in turn: NOMEM or the right records, never a leak. With threads the
+ * failing allocation may fall on a decompress-ahead thread: its chunk reports it when reached. */
+static void alloc_failure_while_reading_as(const sl_record_reader_options *ro)
 {
     char p[512];
-    path_of(p, sizeof p, "oom_r.sluice");
+    path_of(p, sizeof p, ro ? "oom_r_threads.sluice" : "oom_r.sluice");
     static const size_t sizes[] = {100, 3000, 5};
     const recset s = {sizes, 3, 40, 0};
     uint8_t dict[256];
@@ -634,7 +678,7 @@ static void test_alloc_failure_while_reading(void **state)
         const int64_t before = sl_alloc_live_bytes();
         sl_alloc_fail_at(n);
         sl_record_reader *r = NULL;
-        int rc = sl_record_reader_open(&r, p, NULL);
+        int rc = sl_record_reader_open(&r, p, ro);
         sl_record rec;
         for (uint64_t i = 0; rc == 0 && i < s.count; i++) {
             rc = sl_record_reader_next(r, &rec);
@@ -654,6 +698,13 @@ static void test_alloc_failure_while_reading(void **state)
         assert_int_equal(rc, SL_ERR_NOMEM);
         assert_true(n < 100000);
     }
+}
+
+static void test_alloc_failure_while_reading(void **state)
+{
+    const sl_record_reader_options threads = {.threads = 2};
+    alloc_failure_while_reading_as(NULL);
+    alloc_failure_while_reading_as(&threads);
 }
 
 /* ---- reads the caller issues: chunk spans and load_chunk ----------------------------------- */
@@ -961,6 +1012,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edge_sizes_round_trip_raw),
+        cmocka_unit_test(test_retained_buffer_sequential_zstd_threads),
+        cmocka_unit_test(test_threads_with_read_fn_or_out_of_range_refused),
         cmocka_unit_test(test_edge_sizes_round_trip_zstd),
         cmocka_unit_test(test_record_of_exactly_chunk_size_gets_own_chunk),
         cmocka_unit_test(test_empty_file),

@@ -111,6 +111,13 @@ typedef struct sl_record_reader_options {
      * only map files that nobody shrinks while they are read. Cannot be combined with
      * read_fn (SL_ERR_INVAL). */
     int map;
+    /* Threads that decompress zstd chunks for `next`, the caller's included: at 2 or more the
+     * reader keeps 2 x threads chunks read, checked and decompressed ahead of its cursor on
+     * threads - 1 threads of its own (and on the caller's, which runs the next one itself
+     * rather than wait). 0 or 1: each chunk on the caller's thread when `next` reaches it.
+     * Records, errors and messages are the same either way; a raw file starts no thread.
+     * Cannot be combined with read_fn (SL_ERR_INVAL). */
+    int threads;
 } sl_record_reader_options;
 
 /* One record. `data` stays valid until the next call on the same reader; a caller that keeps
