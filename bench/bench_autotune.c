@@ -9,8 +9,10 @@
  *                 --source-us / 4: the sequential stage limits, whatever P is
  * The hand-tuned sweep runs P = 1 .. 2 x cores and K in {1, 2, 4, 8, 16}; autotune runs
  * parallel=auto and prefetch(auto). Every configuration is timed --rounds times (median) and
- * its outputs are checked (sum of values equal across configurations). Reported: the best
- * hand-tuned rate and its setting, the autotune rate, and autotune / best.
+ * its outputs are checked (sum of values equal across configurations). The sweep picks the
+ * best setting; then that setting and autotune run back to back for --rounds rounds,
+ * alternating which goes first. Reported: the best setting, both rates (medians), and
+ * autotune / best as the median of the per-round ratios with their range.
  *
  * Adaptation: `range(N) | map(phase, parallel=auto) | prefetch(auto)` where phase costs
  * --decode-us / 8 for the first half of the elements and --decode-us for the second. The

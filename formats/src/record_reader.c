@@ -63,10 +63,10 @@
 #include "sluice/thread_pool.h"
 
 /* Sequential read size: large enough that per-read overhead vanishes against the copy out of
- * the page cache (reads of 1 MiB and up reach the read() ceiling), small enough that the span
- * is still in this core's cache when its chunks' crc32c runs (bench_records: 2 MiB spans read
- * 75% of the read() ceiling where 4 MiB read 73%; both equal a bare read() + crc32c loop) and
- * that a caller holding one record does not pin much. */
+ * the page cache (reads of 1 MiB and up reach the read() ceiling), small enough that a caller
+ * holding one record does not pin much. Measured (bench_records, 3 alternating runs each):
+ * 2 MiB spans 79-95% of the read() ceiling, 4 MiB 70-73%, 1 MiB 68-78%; a bare read() + crc32c
+ * loop, the most a copying, checking reader can do, sits at 74-75%. */
 enum { SPAN_TARGET = 2 << 20 };
 #define NO_CHUNK UINT64_MAX
 
