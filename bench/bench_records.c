@@ -198,10 +198,7 @@ static void list_zstd_chunks(const char *path, zstd_chunks *zc)
     sl_record_reader *r;
     if (sl_record_reader_open(&r, path, NULL))
         die(path, "open failed");
-    uint64_t last;
-    if (sl_record_reader_chunk_of(r, sl_record_reader_count(r) - 1, &last))
-        die(path, "no chunks");
-    zc->n = (size_t)last + 1;
+    zc->n = (size_t)sl_record_reader_chunk_count(r);
     zc->offset = malloc(zc->n * sizeof *zc->offset);
     zc->length = malloc(zc->n * sizeof *zc->length);
     zc->max_length = 0;

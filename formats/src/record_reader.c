@@ -927,29 +927,8 @@ static void ahead_run(ahead_slot *s)
     zstd_body_fault(r, k, p + SL__CHUNK_HEADER, s->dctx, sl_buffer_data(s->body), f);
 }
 
-/* A pool task: runs its slot unless the cursor claimed it first (or released it). Which chunk
- * runs is the slot's at the moment of the claim, so a task left over from a released slot
- * that was reused does the new job, and the new job's own task finds nothing to do. */
-static void ahead_task(void *arg)
-{
-    ahead_slot *s = arg;
-    sl_record_reader *r = s->r;
-    pthread_mutex_lock(&r->ahead_mu);
-    if (s->state != AHEAD_QUEUED) {
-        pthread_mutex_unlock(&r->ahead_mu);
-        return;
-    }
-    s->state = AHEAD_RUNNING;
-    pthread_mutex_unlock(&r->ahead_mu);
-    ahead_run(s);
-    pthread_mutex_lock(&r->ahead_mu);
-    s->state = AHEAD_DONE;
-    pthread_cond_broadcast(&r->ahead_cv);
-    pthread_mutex_unlock(&r->ahead_mu);
-}
-
-/* Runs a queued slot on the calling thread (the cursor's), with ahead_mu held on entry and on
- * return. */
+/* Runs a queued slot on the calling thread (a pool thread or the cursor's), with ahead_mu held
+ * on entry and on return. */
 static void ahead_run_here(sl_record_reader *r, ahead_slot *s)
 {
     s->state = AHEAD_RUNNING;
@@ -959,12 +938,35 @@ static void ahead_run_here(sl_record_reader *r, ahead_slot *s)
     s->state = AHEAD_DONE;
 }
 
+/* A pool task: runs its slot unless the cursor claimed it first (or released it). Which chunk
+ * runs is the slot's at the moment of the claim, so a task left over from a released slot
+ * that was reused does the new job, and the new job's own task finds nothing to do. */
+static void ahead_task(void *arg)
+{
+    ahead_slot *s = arg;
+    sl_record_reader *r = s->r;
+    pthread_mutex_lock(&r->ahead_mu);
+    if (s->state == AHEAD_QUEUED) {
+        ahead_run_here(r, s);
+        pthread_cond_broadcast(&r->ahead_cv);
+    }
+    pthread_mutex_unlock(&r->ahead_mu);
+}
+
 static ahead_slot *ahead_find(sl_record_reader *r, uint64_t k)
 {
     for (int j = 0; j < r->nahead; j++)
         if (r->ahead[j].state != AHEAD_FREE && r->ahead[j].chunk == k)
             return &r->ahead[j];
     return NULL;
+}
+
+/* A free slot; the caller knows one exists (the window holds at most nahead chunks). */
+static ahead_slot *ahead_free_slot(sl_record_reader *r)
+{
+    for (int j = 0;; j++)
+        if (r->ahead[j].state == AHEAD_FREE)
+            return &r->ahead[j];
 }
 
 /* The queued slot of the lowest chunk, or NULL. */
@@ -994,10 +996,8 @@ static int ahead_enter(sl_record_reader *r, uint64_t k, uint64_t record)
     }
     ahead_slot *mine = ahead_find(r, k);
     if (!mine) {
-        for (int j = 0; j < r->nahead && !mine; j++)
-            if (r->ahead[j].state == AHEAD_FREE)
-                mine = &r->ahead[j];
-        mine->chunk = k; /* the window holds at most nahead chunks, k's slot included */
+        mine = ahead_free_slot(r);
+        mine->chunk = k;
         mine->state = AHEAD_QUEUED;
     }
     while (mine->state != AHEAD_DONE) {
@@ -1010,10 +1010,7 @@ static int ahead_enter(sl_record_reader *r, uint64_t k, uint64_t record)
     for (uint64_t j = k + 1; j < r->nchunks && j - k < (uint64_t)r->nahead; j++) {
         if (r->chunks[j].codec != SL__CODEC_ZSTD || ahead_find(r, j))
             continue;
-        ahead_slot *s = NULL;
-        for (int m = 0; m < r->nahead && !s; m++)
-            if (r->ahead[m].state == AHEAD_FREE)
-                s = &r->ahead[m];
+        ahead_slot *s = ahead_free_slot(r);
         s->chunk = j;
         s->state = AHEAD_QUEUED;
         if (sl_thread_pool_submit(r->pool, ahead_task, s) < 0)
