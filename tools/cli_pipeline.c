@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "sluice/clock.h"
 #include "sluice/ops_registry.h"
+#include "sluice/profile.h"
 #include "sluice/progress.h"
 
 const char cli_engine_flags_help[] =
@@ -143,6 +144,19 @@ int cli_timed_flag(const char *cmd, int argc, char **argv, int *i, double *secon
     return 1;
 }
 
+/* How often the live line's bottleneck is recomputed (a profile snapshot and its analysis). */
+#define NOTE_INTERVAL_NS 500000000ull
+
+/* The live line names the current bottleneck. */
+static void note_bottleneck(sl_progress *p, const sl_iter *it)
+{
+    char stage[SL_PROFILE_TEXT_CAP], note[SL_PROFILE_TEXT_CAP + 16];
+    if (sl_iter_bottleneck(it, stage, sizeof stage) == 0) {
+        snprintf(note, sizeof note, "bottleneck: %s", stage);
+        sl_progress_set_note(p, note);
+    }
+}
+
 int cli_run_pipeline(const char *cmd, sl_dataset *ds, sl_iter *it, double seconds, int quiet,
                      uint64_t t0, uint64_t cpu0, cli_run *out)
 {
@@ -152,6 +166,7 @@ int cli_run_pipeline(const char *cmd, sl_dataset *ds, sl_iter *it, double second
     if (!quiet)
         sl_progress_open(&p, stderr, cmd, card > 0 ? (uint64_t)card : 0, "elements", 0);
     const uint64_t deadline = t0 + (uint64_t)(seconds * 1e9);
+    uint64_t next_note = t0 + NOTE_INTERVAL_NS;
     sl_element e;
     while ((out->rc = sl_iter_next(it, &e)) == 0) {
         if (!out->elements)
@@ -166,11 +181,17 @@ int cli_run_pipeline(const char *cmd, sl_dataset *ds, sl_iter *it, double second
         out->elements++;
         sl_element_release(&e);
         sl_progress_add(p, 1, b);
+        if (p && sl_clock_ns() >= next_note) {
+            note_bottleneck(p, it);
+            next_note = sl_clock_ns() + NOTE_INTERVAL_NS;
+        }
         if ((out->elements & 63) == 0 && sl_clock_ns() >= deadline)
             break;
     }
     out->seconds = (double)(sl_clock_ns() - t0) / 1e9;
     out->cpu_seconds = (double)(sl_clock_process_cpu_ns() - cpu0) / 1e9;
+    if (p)
+        note_bottleneck(p, it);
     sl_progress_close(p);
     return out->rc < 0 ? cli_fail(cmd, "%s", sl_iter_errmsg(it)) : CLI_OK;
 }

@@ -96,6 +96,8 @@ typedef struct job {
     int counting;        /* in the counting pass */
     uint64_t done, in_bytes, out_bytes;
     sl_progress *progress;
+    uint64_t phase_ns[3]; /* time per phase (enum phase), for the live line's bottleneck */
+    uint64_t phase_t, next_note;
     char errbuf[1024];
 } job;
 
@@ -271,6 +273,49 @@ static int transform(job *j, const uint8_t *data, size_t size, const uint8_t **o
     return 0;
 }
 
+/* Where convert's time goes: the live line names the phase that takes most of it. */
+enum phase { PHASE_READ, PHASE_CONVERT, PHASE_WRITE };
+static const char *const phase_name[] = {"reading the input", "converting records",
+                                         "writing the output (compression included)"};
+#define NOTE_INTERVAL_NS 500000000ull
+
+static void phase_end(job *j, enum phase ph)
+{
+    const uint64_t now = sl_clock_ns();
+    j->phase_ns[ph] += now - j->phase_t;
+    j->phase_t = now;
+}
+
+static void note_bottleneck(job *j)
+{
+    uint64_t all = 0;
+    int top = 0;
+    for (int k = 0; k < 3; k++) {
+        all += j->phase_ns[k];
+        top = j->phase_ns[k] > j->phase_ns[top] ? k : top;
+    }
+    if (!all)
+        return;
+    char note[96];
+    snprintf(note, sizeof note, "bottleneck: %s (%.0f%% of the time)", phase_name[top],
+             100.0 * (double)j->phase_ns[top] / (double)all);
+    sl_progress_set_note(j->progress, note);
+}
+
+/* Counts one record written (the last phase ends now) and refreshes the live line. */
+static void record_written(job *j, size_t size, size_t out_size)
+{
+    phase_end(j, PHASE_WRITE);
+    j->done++;
+    j->in_bytes += size;
+    j->out_bytes += out_size;
+    if (j->phase_t >= j->next_note) {
+        note_bottleneck(j);
+        j->next_note = j->phase_t + NOTE_INTERVAL_NS;
+    }
+    sl_progress_add(j->progress, 1, size);
+}
+
 static int write_tfrecord(job *j)
 {
     sl_tfrecord_writer *w;
@@ -284,17 +329,17 @@ static int write_tfrecord(job *j)
     const uint8_t *data, *out;
     size_t size, out_size;
     int ret = 0;
+    j->phase_t = sl_clock_ns();
     while ((rc = stream_next(j, &data, &size)) == 0) {
+        phase_end(j, PHASE_READ);
         if ((ret = transform(j, data, size, &out, &out_size)))
             break;
+        phase_end(j, PHASE_CONVERT);
         if ((rc = sl_tfrecord_writer_write(w, out, out_size))) {
             ret = cli_fail("convert", "%s", sl_tfrecord_writer_errmsg(w));
             break;
         }
-        j->done++;
-        j->in_bytes += size;
-        j->out_bytes += out_size;
-        sl_progress_add(j->progress, 1, size);
+        record_written(j, size, out_size);
     }
     if (rc != SL_EOF && !ret)
         ret = CLI_FAIL;
@@ -322,18 +367,18 @@ static int write_sluice(job *j, const char *path, uint64_t limit)
     size_t size, out_size;
     int ret = 0;
     uint64_t written = 0;
+    j->phase_t = sl_clock_ns();
     while (written < limit && (rc = stream_next(j, &data, &size)) == 0) {
+        phase_end(j, PHASE_READ);
         if ((ret = transform(j, data, size, &out, &out_size)))
             break;
+        phase_end(j, PHASE_CONVERT);
         if ((rc = sl_record_writer_write(w, out, out_size))) {
             ret = cli_fail("convert", "%s", sl_record_writer_errmsg(w));
             break;
         }
         written++;
-        j->done++;
-        j->in_bytes += size;
-        j->out_bytes += out_size;
-        sl_progress_add(j->progress, 1, size);
+        record_written(j, size, out_size);
     }
     if (!ret && rc != 0 && rc != SL_EOF)
         ret = CLI_FAIL;
@@ -688,6 +733,7 @@ int cmd_convert(int argc, char **argv)
             ret = write_shards(&j);
         else
             ret = write_sluice(&j, j.out, UINT64_MAX);
+        note_bottleneck(&j);
         sl_progress_close(j.progress);
     }
     close_current(&j);

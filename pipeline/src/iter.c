@@ -281,6 +281,27 @@ void sl_iter_profile(const sl_iter *it, sl_profile_snapshot *out)
     }
 }
 
+int sl_iter_bottleneck(const sl_iter *it, char *buf, size_t cap)
+{
+    if (cap)
+        buf[0] = 0;
+    sl_profile_snapshot *snap = sl_malloc(sizeof *snap);
+    sl_profile_analysis *an = sl_malloc(sizeof *an);
+    int rc = snap && an ? 0 : SL_ERR_NOMEM;
+    if (rc == 0) {
+        sl_iter_profile(it, snap);
+        rc = sl_profile_analyze(snap, 0, an);
+    }
+    if (rc == 0 && an->bottleneck >= 0 && an->bottleneck < snap->nstages &&
+        snap->stages[an->bottleneck].stage)
+        snprintf(buf, cap, "%s", snap->stages[an->bottleneck].stage);
+    else if (rc == 0)
+        rc = SL_ERR_INVAL;
+    sl_free(snap);
+    sl_free(an);
+    return rc;
+}
+
 sl__ctx *sl__iter_ctx(sl_iter *it)
 {
     return &it->ctx;

@@ -92,6 +92,20 @@ assert d["stages"][0]["io"] is None, d["stages"][0]
 PYEOF
 done
 
+# on a terminal the live line names the bottleneck as it runs (util-linux's script gives the
+# command a pseudo-terminal); piped, as everywhere above, it stays silent
+if command -v script >/dev/null; then
+  script -qec "$SLUICE profile 'range(2000000000) | shuffle(1000, seed=1) | batch(64)' --seconds 1.5" \
+    /dev/null </dev/null >"$WORK/tty" 2>&1 || { cat "$WORK/tty"; exit 1; }
+  tr '\r' '\n' <"$WORK/tty" | grep -qE '^profile .* elements/s .* bottleneck: (shuffle|batch|range)' ||
+    { echo "no live line naming the bottleneck:"; tr '\r' '\n' <"$WORK/tty" | head; exit 1; }
+  # convert's names the phase (reading, converting, writing) that takes most of its time
+  script -qec "$SLUICE convert d.tfrecord -o tty.sluice --compress zstd" /dev/null </dev/null \
+    >"$WORK/tty" 2>&1 || { cat "$WORK/tty"; exit 1; }
+  tr '\r' '\n' <"$WORK/tty" | grep -qE '^convert .*records/s.* bottleneck: (reading the input|converting records|writing the output \(compression included\)) \([0-9]+% of the time\)' ||
+    { echo "no convert line naming the bottleneck:"; tr '\r' '\n' <"$WORK/tty" | head; exit 1; }
+fi
+
 expect_exit 2 "$SLUICE" profile
 expect_exit 2 "$SLUICE" profile "$p" --seconds 0
 expect_exit 2 "$SLUICE" profile "$p" --trace

@@ -51,10 +51,50 @@ static void test_silent_when_not_a_terminal(void **state)
     fclose(f);
 }
 
+/* What the drawn lines say, read back from the stream. */
+static char *drawn(FILE *f)
+{
+    static char buf[2048];
+    const long n = ftell(f);
+    rewind(f);
+    const size_t got = fread(buf, 1, n > 0 && (size_t)n < sizeof buf ? (size_t)n : 0, f);
+    buf[got] = 0;
+    return buf;
+}
+
+static void test_note_follows_the_counts_and_is_cut(void **state)
+{
+    FILE *f = tmpfile();
+    sl_progress *p;
+    assert_int_equal(sl_progress_open(&p, f, "profile", 0, "elements", SL_PROGRESS_ALWAYS), 0);
+    sl_progress_set_note(p, "bottleneck: map(decode_jpeg, parallel=2)");
+    sl_progress_add(p, 5, 0);
+    sl_progress_close(p);
+    const char *line = drawn(f);
+    assert_non_null(strstr(line, "elements/s  bottleneck: map(decode_jpeg, parallel=2)\n"));
+    fclose(f);
+
+    f = tmpfile();
+    char longer[300];
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = 0;
+    assert_int_equal(sl_progress_open(&p, f, "profile", 0, "elements", SL_PROGRESS_ALWAYS), 0);
+    sl_progress_set_note(p, longer);
+    sl_progress_add(p, 5, 0);
+    sl_progress_close(p);
+    line = drawn(f);
+    const char *note = strstr(line, "  xxx");
+    assert_non_null(note);
+    assert_int_equal(strlen(note), 2 + 92 + 3 + 1); /* 92 x's, "...", the final newline */
+    assert_non_null(strstr(note, "x...\n"));
+    fclose(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_with_total_shows_eta),
+        cmocka_unit_test(test_note_follows_the_counts_and_is_cut),
         cmocka_unit_test(test_format_unknown_total),
         cmocka_unit_test(test_format_finished_shows_elapsed),
         cmocka_unit_test(test_format_truncates_safely),

@@ -768,17 +768,7 @@ static void read_ahead(sl_trainer *t)
 
 static void find_bottleneck(sl_trainer *t, sl_train_report *rep)
 {
-    sl_profile_snapshot *snap = sl_malloc(sizeof *snap);
-    sl_profile_analysis *an = sl_malloc(sizeof *an);
-    if (snap && an) {
-        sl_iter_profile(t->it, snap);
-        if (sl_profile_analyze(snap, 0, an) == 0 && an->bottleneck >= 0 &&
-            an->bottleneck < snap->nstages && snap->stages[an->bottleneck].stage)
-            snprintf(rep->bottleneck, sizeof rep->bottleneck, "%s",
-                     snap->stages[an->bottleneck].stage);
-    }
-    sl_free(snap);
-    sl_free(an);
+    sl_iter_bottleneck(t->it, rep->bottleneck, sizeof rep->bottleneck);
 }
 
 int sl_trainer_run(sl_trainer *t, sl_train_report *rep_out)

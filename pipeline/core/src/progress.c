@@ -3,6 +3,7 @@
  * 200 ms have passed since the last draw takes the draw with a compare-and-swap on
  * `next_draw_ns`, so at most one thread writes at a time and nobody waits for it.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,8 @@ struct sl_progress {
     _Atomic uint64_t total;
     _Atomic uint64_t next_draw_ns;
     size_t last_width; /* written only by the drawing thread */
+    pthread_mutex_t note_mu;
+    char note[96]; /* appended to the line; guarded by note_mu */
 };
 
 static int append(char *buf, size_t cap, int at, const char *fmt, double v)
@@ -84,16 +87,21 @@ int sl_progress_open(sl_progress **out, FILE *stream, const char *label, uint64_
     p->start_ns = sl_clock_ns();
     atomic_init(&p->total, total);
     atomic_init(&p->next_draw_ns, p->start_ns + DRAW_INTERVAL_NS);
+    pthread_mutex_init(&p->note_mu, NULL);
     *out = p;
     return 0;
 }
 
 static void draw(sl_progress *p, int final)
 {
-    char line[256];
-    const int n = sl_progress_format(line, sizeof line, p->label, atomic_load(&p->done),
-                                     atomic_load(&p->total), atomic_load(&p->bytes),
-                                     sl_clock_ns() - p->start_ns, p->unit);
+    char line[384];
+    int n = sl_progress_format(line, sizeof line, p->label, atomic_load(&p->done),
+                               atomic_load(&p->total), atomic_load(&p->bytes),
+                               sl_clock_ns() - p->start_ns, p->unit);
+    pthread_mutex_lock(&p->note_mu);
+    if (p->note[0] && n >= 0 && (size_t)n < sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, "  %s", p->note);
+    pthread_mutex_unlock(&p->note_mu);
     const size_t len = SL_MIN((size_t)(n < 0 ? 0 : n), sizeof line - 1);
     /* Pad with spaces to erase the tail of a longer previous line. */
     const int pad = p->last_width > len ? (int)(p->last_width - len) : 0;
@@ -117,6 +125,19 @@ void sl_progress_add(sl_progress *p, uint64_t items, uint64_t bytes)
         draw(p, 0);
 }
 
+void sl_progress_set_note(sl_progress *p, const char *note)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->note_mu);
+    const size_t cap = sizeof p->note;
+    if (strlen(note) < cap)
+        snprintf(p->note, cap, "%s", note);
+    else /* cut, and say so: a line longer than the terminal would not redraw in place */
+        snprintf(p->note, cap, "%.*s...", (int)(cap - 4), note);
+    pthread_mutex_unlock(&p->note_mu);
+}
+
 void sl_progress_set_total(sl_progress *p, uint64_t total)
 {
     if (p)
@@ -129,5 +150,6 @@ void sl_progress_close(sl_progress *p)
         return;
     if (p->enabled)
         draw(p, 1);
+    pthread_mutex_destroy(&p->note_mu);
     sl_free(p);
 }

@@ -78,6 +78,11 @@ typedef struct sl_profile_snapshot {
 
 /* Copies the iterator's counters. */
 void sl_iter_profile(const sl_iter *it, sl_profile_snapshot *out);
+/* The running iterator's bottleneck so far: a snapshot analysed for its threads, the limiting
+ * stage's canonical pipeline text written to buf. 0; SL_ERR_INVAL when nothing has come out
+ * yet (buf holds ""); SL_ERR_NOMEM. Costs a snapshot and an analysis: call it a few times a
+ * second at most. */
+int sl_iter_bottleneck(const sl_iter *it, char *buf, size_t cap);
 
 /* What the analysis derives for one stage. Rates are elements per second. */
 typedef struct sl_profile_stage_result {

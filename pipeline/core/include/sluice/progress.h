@@ -27,6 +27,9 @@ int sl_progress_open(sl_progress **out, FILE *stream, const char *label, uint64_
                      const char *unit, int flags);
 void sl_progress_add(sl_progress *p, uint64_t items, uint64_t bytes);
 void sl_progress_set_total(sl_progress *p, uint64_t total);
+/* Text shown after the counts on every later draw (e.g. "bottleneck: map(...)"); "" clears
+ * it; longer than 95 characters is cut with "...". Any thread. */
+void sl_progress_set_note(sl_progress *p, const char *note);
 /* Draws the final state and ends the line. NULL does nothing. */
 void sl_progress_close(sl_progress *p);
 
